@@ -1,0 +1,230 @@
+"""REST API for labeling (/api/v1). Views parse, authorise, call one service and render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Prefetch, QuerySet
+from django.http import StreamingHttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from . import exports, services
+from .models import Annotation, Batch, Project, Task, TaskStatus
+from .permissions import IsProjectMember, IsProjectOwner, IsProjectOwnerOrReadOnly
+from .serializers import (
+    AnswerSerializer,
+    BatchSerializer,
+    IngestResultSerializer,
+    MemberSerializer,
+    MemberWriteSerializer,
+    ProjectSerializer,
+    TaskSerializer,
+    UploadSerializer,
+)
+
+PROJECT_FIELDS = [
+    "name", "instructions", "question", "overlap", "gold_rate", "audit_sample_size", "max_error_rate",
+    "min_gold_accuracy", "min_gold_answers", "lease_seconds",
+]
+
+
+class ProjectViewSet(viewsets.ModelViewSet):
+    """Projects with their taxonomy nested as `choices`. Members read; owners write."""
+
+    serializer_class = ProjectSerializer
+    permission_classes = [IsProjectOwnerOrReadOnly]
+    http_method_names = ["get", "post", "patch", "put", "delete", "head", "options"]
+
+    def get_queryset(self) -> QuerySet[Project]:
+        if self.action == "list":
+            return Project.objects.for_user(self.request.user).prefetch_related("choices")
+        # Detail routes see every live project so a non-member gets a clear 403, not a guessing game.
+        return Project.objects.alive().prefetch_related("choices")
+
+    def perform_create(self, serializer: ProjectSerializer) -> None:
+        data = dict(serializer.validated_data)
+        choices = data.pop("choices")
+        serializer.instance = services.create_project(created_by=self.request.user, fields=data, choices=choices)
+
+    def perform_update(self, serializer: ProjectSerializer) -> None:
+        data = dict(serializer.validated_data)
+        choices = data.pop("choices", None)
+        serializer.instance = services.update_project(project=serializer.instance, fields=data, choices=choices)
+
+    def perform_destroy(self, instance: Project) -> None:
+        services.soft_delete_project(project=instance)
+
+    @extend_schema(request=MemberWriteSerializer, responses=MemberSerializer(many=True))
+    @action(detail=True, methods=["get", "post"], permission_classes=[IsProjectOwnerOrReadOnly])
+    def members(self, request: Request, pk: str | None = None) -> Response:
+        project = self.get_object()
+        if request.method == "POST":
+            body = MemberWriteSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            membership = services.add_member(project=project, **body.validated_data)
+            return Response(MemberSerializer(membership).data, status=status.HTTP_201_CREATED)
+        memberships = project.memberships.select_related("user")
+        return Response(MemberSerializer(memberships, many=True).data)
+
+    @extend_schema(request=None, responses={204: None})
+    @action(detail=True, methods=["delete"], url_path=r"members/(?P<username>[^/]+)", permission_classes=[IsProjectOwner])
+    def remove_member(self, request: Request, pk: str | None = None, username: str = "") -> Response:
+        project = self.get_object()
+        services.remove_member(project=project, username=username)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=BatchSerializer, responses=BatchSerializer)
+    @action(detail=True, methods=["get", "post"], permission_classes=[IsProjectOwnerOrReadOnly])
+    def batches(self, request: Request, pk: str | None = None) -> Response:
+        project = self.get_object()
+        if request.method == "POST":
+            body = BatchSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            batch = services.create_batch(project=project, created_by=request.user, **body.validated_data)
+            return Response(BatchSerializer(batch).data, status=status.HTTP_201_CREATED)
+        return Response(BatchSerializer(project.batches.alive(), many=True).data)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=["json", "ndjson"], description="default json")],
+        responses={200: bytes},
+    )
+    @action(detail=True, methods=["get"], permission_classes=[IsProjectOwner])
+    def export(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
+        project = self.get_object()
+        fmt = request.query_params.get("format", "json")
+        writer = exports.WRITERS.get(fmt)
+        if writer is None:
+            raise ValidationError({"format": [f"unknown format {fmt!r}; use one of {sorted(exports.WRITERS)}"]})
+        batch_id = request.query_params.get("batch")
+        rows = exports.task_rows(project=project, base_url=request.build_absolute_uri("/"), batch_id=batch_id)
+        response = StreamingHttpResponse(writer.stream(rows), content_type=writer.content_type)
+        response["Content-Disposition"] = f'attachment; filename="project-{project.pk}.{writer.extension}"'
+        return response
+
+    @extend_schema(request=None, responses={200: TaskSerializer, 204: None})
+    @action(detail=True, methods=["post"], url_path="next-task", permission_classes=[IsProjectMember])
+    def next_task(self, request: Request, pk: str | None = None) -> Response:
+        project = self.get_object()
+        task = services.lease_next_task(project=project, annotator=request.user)
+        if task is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        data = TaskSerializer(task, context={"request": request}).data
+        data.pop("annotations", None)
+        data["lease_expires_at"] = task.lease_expires_at  # type: ignore[attr-defined]
+        return Response(data)
+
+    @extend_schema(request=None, responses=ProjectSerializer)
+    @action(detail=True, methods=["post"], url_path="approve-calibration", permission_classes=[IsProjectOwner])
+    def approve_calibration(self, request: Request, pk: str | None = None) -> Response:
+        project = services.approve_calibration(project=self.get_object())
+        return Response(ProjectSerializer(project, context={"request": request}).data)
+
+
+class BatchViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = BatchSerializer
+    permission_classes = [IsProjectOwnerOrReadOnly]
+    queryset = Batch.objects.alive().select_related("project")
+
+    @extend_schema(request=None, responses=BatchSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsProjectOwner])
+    def finalize(self, request: Request, pk: str | None = None) -> Response:
+        batch = services.finalize_batch(batch=self.get_object())
+        return Response(BatchSerializer(batch).data)
+
+    @extend_schema(
+        request={"multipart/form-data": UploadSerializer, "application/json": UploadSerializer},
+        responses={201: IngestResultSerializer(many=True)},
+    )
+    @action(detail=True, methods=["post"], permission_classes=[IsProjectOwner],
+            parser_classes=[MultiPartParser, FormParser, JSONParser])
+    def tasks(self, request: Request, pk: str | None = None) -> Response:
+        """Add images: multipart `files` (images or zips), or JSON `{"tasks": [{"image_url", "unique_id", "metadata"}]}`."""
+        batch = self.get_object()
+        if request.content_type and request.content_type.startswith("application/json"):
+            items = request.data.get("tasks") if isinstance(request.data, dict) else None
+            if not isinstance(items, list) or not items:
+                raise ValidationError({"tasks": ['send a non-empty list: {"tasks": [{"image_url": "https://…"}]}']})
+            results = services.ingest_urls(batch=batch, items=items)
+        else:
+            files = request.FILES.getlist("files") or request.FILES.getlist("file")
+            if not files:
+                raise ValidationError({"files": ["attach one or more images or zip archives as `files`"]})
+            results = services.ingest_files(batch=batch, files=[(f.name, f) for f in files])
+        summary = {s: sum(1 for r in results if r["status"] == s) for s in ("created", "duplicate", "rejected")}
+        return Response({"summary": summary, "items": results}, status=status.HTTP_201_CREATED)
+
+
+class TaskCursorPagination(CursorPagination):
+    ordering = "id"
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+
+
+class TaskViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = TaskSerializer
+    permission_classes = [IsProjectMember]
+    pagination_class = TaskCursorPagination
+
+    def get_queryset(self) -> QuerySet[Task]:
+        queryset = Task.objects.alive().select_related("asset", "final_choice", "project").prefetch_related(
+            Prefetch("annotations", queryset=Annotation.objects.select_related("annotator", "choice"))
+        )
+        if self.action != "list":
+            return queryset
+        queryset = queryset.filter(project__memberships__user=self.request.user, project__deleted_at__isnull=True)
+        params = self.request.query_params
+        if "batch" in params:
+            if not params["batch"].isdigit():
+                raise ValidationError({"batch": ["batch must be a batch id"]})
+            queryset = queryset.filter(batch_id=int(params["batch"]))
+        if "project" in params:
+            if not params["project"].isdigit():
+                raise ValidationError({"project": ["project must be a project id"]})
+            queryset = queryset.filter(project_id=int(params["project"]))
+        if "status" in params:
+            if params["status"] not in TaskStatus.values:
+                raise ValidationError({"status": [f"status must be one of {TaskStatus.values}"]})
+            queryset = queryset.filter(status=params["status"])
+        if "unique_id" in params:
+            queryset = queryset.filter(unique_id=params["unique_id"])
+        return queryset
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("batch", int), OpenApiParameter("project", int),
+            OpenApiParameter("status", str, enum=TaskStatus.values), OpenApiParameter("unique_id", str),
+        ]
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=AnswerSerializer, responses={201: dict, 200: dict})
+    @action(detail=True, methods=["post"])
+    def annotations(self, request: Request, pk: str | None = None) -> Response:
+        """Answer a leased task. Idempotent: repeating the same answer returns the first (200)."""
+        task = self.get_object()
+        body = AnswerSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        annotation, created = services.submit_annotation(
+            task=task, annotator=request.user, choice_id=body.validated_data["choice"],
+            duration_ms=body.validated_data["duration_ms"],
+        )
+        return Response(
+            {"id": annotation.pk, "task": task.pk, "choice": annotation.choice_id, "created": created},
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+    @extend_schema(request=None, responses=TaskSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsProjectOwner])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        task = services.cancel_task(task=self.get_object())
+        return Response(TaskSerializer(task, context={"request": request}).data)
+

@@ -1,0 +1,130 @@
+"""Streaming exports: every task of a project with its image, answers and status.
+
+Rows are read in keyset-paginated chunks of plain values (no model instances), with one query for
+the chunk's annotations, so memory stays flat however many tasks a project has.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+
+from .models import Annotation, Project, Task
+
+CHUNK = 2000
+
+
+def _media(base_url: str, name: str | None) -> str | None:
+    if not name:
+        return None
+    return f"{base_url.rstrip('/')}/{settings.MEDIA_URL.strip('/')}/{name}"
+
+
+def task_rows(*, project: Project, base_url: str, batch_id: Any = None) -> Iterator[dict[str, Any]]:
+    """Yield one dict per live task of `project` (optionally of one batch), in id order."""
+    choices = {c.id: c.label for c in project.choices.all()}
+    users = dict(get_user_model().objects.filter(memberships__project=project).values_list("id", "username"))
+    batches = dict(project.batches.values_list("id", "name"))
+    tasks = Task.objects.alive().filter(project=project)
+    if batch_id is not None:
+        tasks = tasks.filter(batch_id=batch_id)
+    fields = (
+        "id", "unique_id", "batch_id", "status", "error", "metadata", "source_url", "source_name",
+        "final_choice_id", "decided_by", "agreement", "is_gold", "gold_choice_id", "created_at", "completed_at",
+        "asset__sha256", "asset__file", "asset__width", "asset__height", "asset__format", "asset__byte_size",
+    )
+    last_id = 0
+    while True:
+        chunk = list(tasks.filter(id__gt=last_id).order_by("id").values(*fields)[:CHUNK])
+        if not chunk:
+            return
+        last_id = chunk[-1]["id"]
+        answers: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for a in (
+            Annotation.objects.live()
+            .filter(task_id__in=[t["id"] for t in chunk])
+            .order_by("id")
+            .values("task_id", "annotator_id", "choice_id", "duration_ms", "created_at")
+        ):
+            answers[a["task_id"]].append(
+                {
+                    "annotator_id": a["annotator_id"],
+                    "annotator": users.get(a["annotator_id"]),
+                    "choice": choices.get(a["choice_id"]),
+                    "duration_ms": a["duration_ms"],
+                    "created_at": a["created_at"].isoformat(),
+                }
+            )
+        for t in chunk:
+            yield {
+                "id": t["id"],
+                "unique_id": t["unique_id"],
+                "batch": {"id": t["batch_id"], "name": batches.get(t["batch_id"])},
+                "status": t["status"],
+                "error": t["error"] or None,
+                "image": {
+                    "sha256": t["asset__sha256"],
+                    "url": _media(base_url, t["asset__file"]),
+                    "width": t["asset__width"],
+                    "height": t["asset__height"],
+                    "format": t["asset__format"],
+                    "byte_size": t["asset__byte_size"],
+                    "source_url": t["source_url"] or None,
+                    "source_name": t["source_name"] or None,
+                },
+                "metadata": t["metadata"],
+                "answer": choices.get(t["final_choice_id"]),
+                "decided_by": t["decided_by"] or None,
+                "agreement": t["agreement"],
+                "is_gold": t["is_gold"],
+                "gold_answer": choices.get(t["gold_choice_id"]),
+                "annotations": answers.get(t["id"], []),
+                "created_at": t["created_at"].isoformat(),
+                "completed_at": t["completed_at"].isoformat() if t["completed_at"] else None,
+            }
+
+
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+def _ndjson(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    buffer: list[str] = []
+    for row in rows:
+        buffer.append(_encode(row))
+        if len(buffer) >= 500:
+            yield ("\n".join(buffer) + "\n").encode()
+            buffer.clear()
+    if buffer:
+        yield ("\n".join(buffer) + "\n").encode()
+
+
+def _json(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    yield b"["
+    first = True
+    buffer: list[str] = []
+    for row in rows:
+        buffer.append(("" if first else ",") + _encode(row))
+        first = False
+        if len(buffer) >= 500:
+            yield "".join(buffer).encode()
+            buffer.clear()
+    yield ("".join(buffer) + "]").encode()
+
+
+@dataclass(frozen=True)
+class Writer:
+    stream: Callable[[Iterator[dict[str, Any]]], Iterator[bytes]]
+    content_type: str
+    extension: str
+
+
+WRITERS: dict[str, Writer] = {
+    "json": Writer(_json, "application/json", "json"),
+    "ndjson": Writer(_ndjson, "application/x-ndjson", "ndjson"),
+}

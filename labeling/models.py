@@ -1,0 +1,394 @@
+"""The labeling data model: projects and their taxonomy, batches of content-addressed images,
+tasks, annotations, audits and the frozen domain splits that training reads.
+
+Status fields are TextChoices; transitions are claimed in services with conditional UPDATEs.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+def new_secret() -> str:
+    return secrets.token_hex(32)
+
+
+class ProjectQuerySet(models.QuerySet["Project"]):
+    def alive(self) -> ProjectQuerySet:
+        return self.filter(deleted_at__isnull=True)
+
+    def for_user(self, user: models.Model) -> ProjectQuerySet:
+        return self.alive().filter(memberships__user=user).distinct()
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    instructions = models.TextField(blank=True)
+    question = models.CharField(max_length=500, default="Which class does this image belong to?")
+    overlap = models.PositiveSmallIntegerField(default=1, help_text="Annotators who label each task.")
+    gold_rate = models.FloatField(default=0.05, help_text="Share of production tasks that are gold.")
+    audit_sample_size = models.PositiveIntegerField(default=200)
+    max_error_rate = models.FloatField(
+        default=0.02, help_text="A batch is accepted when the audit's upper 95% bound is at most this."
+    )
+    min_gold_accuracy = models.FloatField(default=0.7)
+    min_gold_answers = models.PositiveIntegerField(default=10)
+    lease_seconds = models.PositiveIntegerField(default=600)
+    calibration_approved_at = models.DateTimeField(null=True, blank=True)
+    webhook_secret = models.CharField(max_length=64, default=new_secret, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ProjectQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def calibration_approved(self) -> bool:
+        return self.calibration_approved_at is not None
+
+    def role_of(self, user: models.Model) -> str | None:
+        if not getattr(user, "is_authenticated", False):
+            return None
+        membership = self.memberships.filter(user=user).only("role").first()
+        return membership.role if membership else None
+
+
+class Domain(models.TextChoices):
+    A = "A", "Domain A"
+    B = "B", "Domain B"
+    EXCLUDED = "excluded", "Excluded"
+
+
+class Choice(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="choices")
+    label = models.CharField(max_length=100)
+    description = models.CharField(max_length=300, blank=True)
+    long_hint = models.TextField(blank=True)
+    hotkey = models.CharField(max_length=1)
+    domain = models.CharField(max_length=8, choices=Domain.choices, default=Domain.EXCLUDED)
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["order", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "hotkey"], name="choice_unique_hotkey"),
+            models.UniqueConstraint(fields=["project", "label"], name="choice_unique_label"),
+        ]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ANNOTATOR = "annotator", "Annotator"
+    REVIEWER = "reviewer", "Reviewer"
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    # Set by the quality checks when an annotator's gold accuracy falls under the project's threshold.
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_reason = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="membership_unique_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.role}) in {self.project}"
+
+    @property
+    def can_annotate(self) -> bool:
+        return self.role in {Role.ANNOTATOR, Role.REVIEWER, Role.OWNER} and self.paused_at is None
+
+
+class BatchKind(models.TextChoices):
+    CALIBRATION = "calibration", "Calibration"
+    PRODUCTION = "production", "Production"
+
+
+class BatchStatus(models.TextChoices):
+    OPEN = "open", "Open"  # accepting uploads
+    FINALIZED = "finalized", "Finalized"  # no more uploads; waiting for labels
+    LABELING = "labeling", "Labeling"  # at least one answer
+    LABELED = "labeled", "Labeled"  # every task has its answer
+    AUDITED = "audited", "Audited"  # audit sample drawn; reviewers at work
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+
+
+class BatchQuerySet(models.QuerySet["Batch"]):
+    def alive(self) -> BatchQuerySet:
+        return self.filter(deleted_at__isnull=True)
+
+
+class Batch(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="batches")
+    name = models.CharField(max_length=200)
+    kind = models.CharField(max_length=12, choices=BatchKind.choices, default=BatchKind.PRODUCTION)
+    status = models.CharField(max_length=10, choices=BatchStatus.choices, default=BatchStatus.OPEN)
+    callback_url = models.URLField(max_length=2000, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finalized_at = models.DateTimeField(null=True, blank=True)
+    labeled_at = models.DateTimeField(null=True, blank=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    # Audit: the plan shown before drawing, the seed that makes the sample reproducible, the round
+    # (a rejected and relabeled batch is audited again in a new round).
+    audit_round = models.PositiveIntegerField(default=0)
+    audit_seed = models.BigIntegerField(null=True, blank=True)
+    audit_plan = models.JSONField(default=dict, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = BatchQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="batch_unique_name")]
+
+    def __str__(self) -> str:
+        return f"{self.project}: {self.name}"
+
+    def counts(self) -> dict[str, int]:
+        """Tasks by status, plus the total and how many are done."""
+        rows = self.tasks.alive().values_list("status").annotate(n=models.Count("id"))
+        counts = {status: 0 for status in TaskStatus.values}
+        counts.update({status: n for status, n in rows})
+        counts["total"] = sum(counts[s] for s in TaskStatus.values)
+        return counts
+
+    def progress(self) -> float:
+        counts = self.counts()
+        live = counts["total"] - counts[TaskStatus.FAILED] - counts[TaskStatus.CANCELLED]
+        return counts[TaskStatus.COMPLETED] / live if live else 0.0
+
+
+class Asset(models.Model):
+    """An image stored once, addressed by the sha256 of its bytes."""
+
+    sha256 = models.CharField(max_length=64, unique=True)
+    file = models.FileField(max_length=300)
+    thumbnail = models.FileField(max_length=300)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    format = models.CharField(max_length=10)
+    byte_size = models.PositiveBigIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return self.sha256[:12]
+
+
+class TaskStatus(models.TextChoices):
+    PENDING = "pending", "Pending download"  # a URL task whose image is not fetched yet
+    QUEUED = "queued", "Queued"  # waiting for answers
+    COMPLETED = "completed", "Completed"  # has its final answer
+    FAILED = "failed", "Failed"  # the image could not be ingested; `error` says why
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class DecidedBy(models.TextChoices):
+    SINGLE = "single", "Single annotator"
+    CONSENSUS = "consensus", "Consensus"
+    GOLD = "gold", "Owner (gold)"
+    AUDIT = "audit", "Audit correction"
+
+
+class TaskQuerySet(models.QuerySet["Task"]):
+    def alive(self) -> TaskQuerySet:
+        return self.filter(deleted_at__isnull=True)
+
+
+class Task(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="tasks")
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="tasks", null=True, blank=True)
+    # NULL, not "", for "no unique_id": the partial unique constraint below must ignore those rows.
+    unique_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    metadata = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=TaskStatus.choices, default=TaskStatus.QUEUED)
+    source_url = models.URLField(max_length=2000, blank=True)
+    source_name = models.CharField(max_length=500, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    callback_url = models.URLField(max_length=2000, blank=True)
+    # Answers, maintained by services: how many live annotations, the final answer and how it was reached.
+    annotation_count = models.PositiveSmallIntegerField(default=0)
+    # Answers wanted beyond the project's overlap, e.g. one more to break a tie.
+    extra_answers = models.PositiveSmallIntegerField(default=0)
+    final_choice = models.ForeignKey(Choice, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    decided_by = models.CharField(max_length=10, choices=DecidedBy.choices, blank=True)
+    agreement = models.FloatField(null=True, blank=True)
+    # Gold: a task whose right answer the owner confirmed. Mixed into production to score annotators.
+    is_gold = models.BooleanField(default=False)
+    gold_choice = models.ForeignKey(Choice, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # A gold task copied into a production batch points at the calibration task it came from.
+    gold_source = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    objects = TaskQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "unique_id"],
+                condition=Q(unique_id__isnull=False),
+                name="task_unique_id_per_project",
+            )
+        ]
+        indexes = [
+            # The leasing query scans queued tasks of a project in id order.
+            models.Index(fields=["project", "status", "id"], name="task_queue_idx"),
+            models.Index(fields=["batch", "status"], name="task_batch_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"task {self.pk}"
+
+
+class Lease(models.Model):
+    """An annotator's claim on a task until `expires_at`. Expired leases count for nothing."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="leases")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    expires_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["task", "annotator"], name="lease_unique_annotator")]
+        indexes = [models.Index(fields=["annotator", "expires_at"], name="lease_annotator_idx")]
+
+    def __str__(self) -> str:
+        return f"lease on task {self.task_id} until {self.expires_at:%H:%M:%S}"
+
+    def is_active(self, now: datetime | None = None) -> bool:
+        return self.expires_at > (now or timezone.now())
+
+
+class AnnotationQuerySet(models.QuerySet["Annotation"]):
+    def live(self) -> AnnotationQuerySet:
+        return self.filter(discarded_at__isnull=True)
+
+
+class Annotation(models.Model):
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="annotations")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="annotations")
+    choice = models.ForeignKey(Choice, on_delete=models.PROTECT, related_name="+")
+    duration_ms = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Relabeling discards answers instead of deleting them, so the history stays auditable.
+    discarded_at = models.DateTimeField(null=True, blank=True)
+
+    objects = AnnotationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task", "annotator"],
+                condition=Q(discarded_at__isnull=True),
+                name="annotation_one_live_per_annotator",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} → {self.choice} on {self.task_id}"
+
+
+class AuditVerdict(models.TextChoices):
+    PENDING = "pending", "Pending"
+    CORRECT = "correct", "Correct"
+    INCORRECT = "incorrect", "Incorrect"
+
+
+class Audit(models.Model):
+    """A reviewer's check of one sampled task in one audit round of its batch."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="audits")
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="audits")
+    round = models.PositiveIntegerField(default=1)
+    stratum = models.CharField(max_length=100, blank=True)
+    answer = models.ForeignKey(Choice, on_delete=models.PROTECT, null=True, related_name="+")
+    verdict = models.CharField(max_length=10, choices=AuditVerdict.choices, default=AuditVerdict.PENDING)
+    corrected_choice = models.ForeignKey(Choice, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["task", "round"], name="audit_unique_task_round")]
+
+    def __str__(self) -> str:
+        return f"audit of task {self.task_id} (round {self.round}): {self.verdict}"
+
+
+class SplitStatus(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    APPROVED = "approved", "Approved"
+
+
+class Partition(models.TextChoices):
+    TRAIN = "train", "Train"
+    VAL = "val", "Validation"
+    TEST = "test", "Test"
+
+
+class Split(models.Model):
+    """A frozen, versioned manifest of domain A and B images built from accepted batches."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="splits")
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=SplitStatus.choices, default=SplitStatus.DRAFT)
+    options = models.JSONField(default=dict, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    manifest_sha256 = models.CharField(max_length=64, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    approved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True, blank=True
+    )
+    approved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["project", "version"], name="split_unique_version")]
+
+    def __str__(self) -> str:
+        return f"{self.project} split v{self.version}"
+
+
+class SplitItem(models.Model):
+    split = models.ForeignKey(Split, on_delete=models.CASCADE, related_name="items")
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="+")
+    task = models.ForeignKey(Task, on_delete=models.PROTECT, related_name="+")
+    domain = models.CharField(max_length=8, choices=Domain.choices)
+    partition = models.CharField(max_length=5, choices=Partition.choices)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["split", "asset"], name="splititem_unique_asset")]
+
+    def __str__(self) -> str:
+        return f"{self.domain}/{self.partition} {self.asset_id}"

@@ -1,0 +1,566 @@
+"""Labeling workflows as plain functions: projects and taxonomy, batches, ingestion, leasing, answers.
+
+Each function takes keyword-only arguments, runs in one transaction and returns model instances.
+They raise the domain exceptions of `exceptions.py`; the API maps those to 400/403/404/409.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from typing import IO, Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from . import ingest
+from .exceptions import (
+    CalibrationRequired,
+    Conflict,
+    IllegalTransition,
+    InvalidInput,
+    LeaseExpired,
+    NotAllowed,
+    NotFound,
+)
+from .models import (
+    Annotation,
+    Batch,
+    BatchKind,
+    BatchStatus,
+    Choice,
+    DecidedBy,
+    Lease,
+    Membership,
+    Project,
+    Role,
+    Task,
+    TaskStatus,
+)
+
+log = logging.getLogger(__name__)
+User = get_user_model()
+
+URL_JOB_CHUNK = 25
+# Batches whose tasks are handed out to annotators.
+LABELABLE_BATCH_STATUSES = (BatchStatus.FINALIZED, BatchStatus.LABELING)
+
+
+# --- projects and taxonomy --------------------------------------------------------------------
+
+
+def create_project(*, created_by: AbstractBaseUser, fields: dict[str, Any], choices: list[dict[str, Any]]) -> Project:
+    """Create a project with its taxonomy; the creator becomes its owner."""
+    with transaction.atomic():
+        project = Project.objects.create(created_by=created_by, **fields)
+        Membership.objects.create(project=project, user=created_by, role=Role.OWNER)
+        _replace_choices(project, choices)
+    return project
+
+
+def update_project(*, project: Project, fields: dict[str, Any], choices: list[dict[str, Any]] | None) -> Project:
+    """Update settings and, when `choices` is given, the whole taxonomy in the given order.
+
+    Choices are matched to existing ones by `id`, else by label, and updated in place so answers keep
+    pointing at them. A choice left out is deleted, unless answers use it (409: keep it or relabel first).
+    """
+    with transaction.atomic():
+        project = Project.objects.select_for_update().get(pk=project.pk)
+        for name, value in fields.items():
+            setattr(project, name, value)
+        project.save()
+        if choices is not None:
+            _replace_choices(project, choices)
+    return project
+
+
+def _replace_choices(project: Project, choices: list[dict[str, Any]]) -> None:
+    existing = {c.id: c for c in project.choices.all()}
+    by_label = {c.label: c for c in existing.values()}
+    keep: list[tuple[Choice | None, dict[str, Any]]] = []
+    for data in choices:
+        match = existing.get(data.get("id")) if data.get("id") else by_label.get(data["label"])
+        if data.get("id") and match is None:
+            raise InvalidInput(f"choice id {data['id']} does not belong to this project; leave id out to add a choice")
+        keep.append((match, data))
+    kept_ids = {c.id for c, _ in keep if c is not None}
+    removed = [c for c in existing.values() if c.id not in kept_ids]
+    if removed:
+        used = set(
+            Annotation.objects.filter(choice__in=removed).values_list("choice__label", flat=True).distinct()
+        ) | set(Task.objects.filter(Q(final_choice__in=removed) | Q(gold_choice__in=removed)).values_list(
+            "final_choice__label", flat=True
+        ).distinct())
+        used.discard(None)
+        if used:
+            raise Conflict(
+                f"choices {sorted(used)} already have answers and cannot be removed; keep them (you may rename them)",
+                code="choice_in_use",
+            )
+        Choice.objects.filter(id__in=[c.id for c in removed]).delete()
+    # Hotkeys and labels are unique per project, so swapping two of them would trip the constraint
+    # half-way: park the kept choices on placeholder values first, then write the real ones.
+    for i, (choice, _data) in enumerate(keep):
+        if choice is not None:
+            Choice.objects.filter(pk=choice.pk).update(hotkey=chr(0xE000 + i), label=f"\ue000{i}")
+    for order, (choice, data) in enumerate(keep):
+        values = {
+            "label": data["label"],
+            "description": data.get("description", ""),
+            "long_hint": data.get("long_hint", ""),
+            "hotkey": data["hotkey"],
+            "domain": data["domain"],
+            "order": order,
+        }
+        if choice is None:
+            Choice.objects.create(project=project, **values)
+        else:
+            Choice.objects.filter(pk=choice.pk).update(**values)
+
+
+def add_member(*, project: Project, username: str, role: str) -> Membership:
+    """Add an existing user to the project with `role`, or change the role of a member."""
+    user = User.objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise NotFound(
+            f"no user named {username!r}; create the account first (admin, sign-up or `manage.py createuser`)"
+        )
+    with transaction.atomic():
+        membership, created = Membership.objects.select_for_update().get_or_create(
+            project=project, user=user, defaults={"role": role}
+        )
+        if not created and membership.role != role:
+            if membership.role == Role.OWNER and _owner_count(project) == 1:
+                raise Conflict("this is the project's last owner; add another owner first")
+            membership.role = role
+            membership.save(update_fields=["role"])
+    return membership
+
+
+def remove_member(*, project: Project, username: str) -> None:
+    """Remove a member. Their answers stay; their open leases are released."""
+    with transaction.atomic():
+        membership = (
+            Membership.objects.select_for_update().filter(project=project, user__username=username).first()
+        )
+        if membership is None:
+            raise NotFound(f"{username!r} is not a member of this project")
+        if membership.role == Role.OWNER and _owner_count(project) == 1:
+            raise Conflict("this is the project's last owner; add another owner first")
+        Lease.objects.filter(task__project=project, annotator=membership.user).delete()
+        membership.delete()
+
+
+def _owner_count(project: Project) -> int:
+    return project.memberships.filter(role=Role.OWNER).count()
+
+
+def soft_delete_project(*, project: Project) -> None:
+    Project.objects.filter(pk=project.pk, deleted_at__isnull=True).update(deleted_at=timezone.now())
+
+
+# --- batches ----------------------------------------------------------------------------------
+
+
+def _require_calibration(project: Project, action: str) -> None:
+    if not project.calibration_approved:
+        raise CalibrationRequired(
+            f"cannot {action} a production batch before the project's calibration is approved: label a "
+            "calibration batch, review it, then POST /api/v1/projects/{id}/approve-calibration/"
+        )
+
+
+def create_batch(*, project: Project, name: str, kind: str, created_by: AbstractBaseUser, callback_url: str = "") -> Batch:
+    """Create an open batch. Production batches need an approved calibration first (409)."""
+    if kind == BatchKind.PRODUCTION:
+        _require_calibration(project, "create")
+    try:
+        with transaction.atomic():
+            return Batch.objects.create(
+                project=project, name=name, kind=kind, created_by=created_by, callback_url=callback_url
+            )
+    except IntegrityError as exc:
+        raise Conflict(f"this project already has a batch named {name!r}; choose another name", code="duplicate") from exc
+
+
+def finalize_batch(*, batch: Batch) -> Batch:
+    """Close a batch to uploads and hand its tasks to annotators (open → finalized)."""
+    if batch.kind == BatchKind.PRODUCTION:
+        _require_calibration(batch.project, "finalize")
+    if not batch.tasks.alive().exists():
+        raise Conflict("the batch has no tasks yet; upload images before finalizing", code="empty_batch")
+    won = Batch.objects.filter(pk=batch.pk, status=BatchStatus.OPEN).update(
+        status=BatchStatus.FINALIZED, finalized_at=timezone.now()
+    )
+    batch.refresh_from_db()
+    if not won:
+        raise IllegalTransition(f"batch is {batch.status}, not open; only an open batch can be finalized")
+    _maybe_mark_labeled(batch.pk)
+    return batch
+
+
+def _require_open(batch: Batch) -> None:
+    if batch.status != BatchStatus.OPEN:
+        raise IllegalTransition(f"batch is {batch.status}; images can only be added to an open batch")
+
+
+# --- ingestion --------------------------------------------------------------------------------
+
+
+def _result(name: str, status: str, *, task: Task | None = None, reason: str = "", **extra: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"name": name, "status": status}
+    if task is not None:
+        row["task_id"] = task.pk
+    if reason:
+        row["reason"] = reason
+    row.update(extra)
+    return row
+
+
+def _is_zip(name: str, head: bytes) -> bool:
+    return name.lower().endswith(".zip") or head.startswith(b"PK\x03\x04")
+
+
+def ingest_files(*, batch: Batch, files: Sequence[tuple[str, IO[bytes]]], metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Store uploaded images (or the images inside uploaded zips) as tasks of an open batch.
+
+    Returns one row per item: created (with task_id), duplicate (the project already has this image;
+    task_id is the existing task) or rejected (with a reason). A rejected item never stops the rest,
+    and a failure after an image is stored leaves the asset for a retry rather than a half-made task.
+    """
+    _require_open(batch)
+    results: list[dict[str, Any]] = []
+    for name, fileobj in files:
+        head = fileobj.read(4)
+        fileobj.seek(0)
+        if _is_zip(name, head):
+            for member in ingest.iter_zip(fileobj):
+                if member.data is None:
+                    results.append(_result(member.name, "rejected", reason=member.reason))
+                else:
+                    results.append(_ingest_one(batch, member.name, member.data, metadata))
+        else:
+            data = fileobj.read(settings.INGEST_MAX_FILE_BYTES + 1)
+            results.append(_ingest_one(batch, name, data, metadata))
+    return results
+
+
+def _ingest_one(batch: Batch, name: str, data: bytes, metadata: dict[str, Any] | None) -> dict[str, Any]:
+    try:
+        asset, _created = ingest.store(data)
+    except ingest.Rejected as exc:
+        return _result(name, "rejected", reason=str(exc))
+    existing = Task.objects.alive().filter(project_id=batch.project_id, asset=asset).only("id").first()
+    if existing is not None:
+        return _result(name, "duplicate", task=existing, sha256=asset.sha256)
+    task = Task.objects.create(
+        project_id=batch.project_id, batch=batch, asset=asset, source_name=name[:500], metadata=metadata or {}
+    )
+    return _result(name, "created", task=task, sha256=asset.sha256)
+
+
+def ingest_urls(*, batch: Batch, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Record URL tasks (status pending) and queue their downloads; idempotent by `unique_id`.
+
+    Every item is answered: created, duplicate (its unique_id exists in the project, or appeared
+    earlier in this request) or rejected (bad URL, bad metadata). The downloads run in Celery jobs
+    after the transaction commits; a failed download marks its task failed with the reason.
+    """
+    _require_open(batch)
+    if len(items) > settings.INGEST_MAX_URL_TASKS:
+        raise InvalidInput(
+            f"{len(items):,} tasks in one request is over the limit of {settings.INGEST_MAX_URL_TASKS:,}; send several requests"
+        )
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    pending: list[tuple[int, Task]] = []
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        name = str(item.get("unique_id") or item.get("image_url") or f"item {i}")
+        if not isinstance(item, dict):
+            results[i] = _result(f"item {i}", "rejected", reason="each task must be an object with image_url")
+            continue
+        url = item.get("image_url")
+        reason = _url_problem(url)
+        unique_id = item.get("unique_id")
+        metadata = item.get("metadata", {})
+        if reason is None and unique_id is not None and (not isinstance(unique_id, str) or not 0 < len(unique_id) <= 255):
+            reason = "unique_id must be a string of 1 to 255 characters"
+        if reason is None and not isinstance(metadata, dict):
+            reason = "metadata must be a JSON object"
+        if reason:
+            results[i] = _result(name, "rejected", reason=reason)
+            continue
+        if unique_id is not None:
+            if unique_id in seen:
+                results[i] = _result(name, "duplicate", reason=f"unique_id repeated in this request (item {seen[unique_id]})")
+                continue
+            seen[unique_id] = i
+        pending.append((i, Task(project_id=batch.project_id, batch=batch, unique_id=unique_id, metadata=metadata,
+                               source_url=url, status=TaskStatus.PENDING)))
+    with transaction.atomic():
+        # One ingest at a time per project, so "does this unique_id exist?" cannot race.
+        Project.objects.select_for_update().filter(pk=batch.project_id).values_list("id").get()
+        ids = [t.unique_id for _, t in pending if t.unique_id is not None]
+        existing: dict[str, int] = {}
+        for start in range(0, len(ids), 5000):
+            existing.update(
+                Task.objects.filter(project_id=batch.project_id, unique_id__in=ids[start : start + 5000]).values_list(
+                    "unique_id", "id"
+                )
+            )
+        fresh: list[tuple[int, Task]] = []
+        for i, task in pending:
+            if task.unique_id in existing:
+                results[i] = {"name": task.unique_id, "status": "duplicate", "task_id": existing[task.unique_id]}
+            else:
+                fresh.append((i, task))
+        Task.objects.bulk_create([t for _, t in fresh], batch_size=2000)
+        for i, task in fresh:
+            results[i] = {"name": task.unique_id or task.source_url, "status": "created", "task_id": task.pk}
+        task_ids = [t.pk for _, t in fresh]
+        if task_ids:
+            transaction.on_commit(lambda: _enqueue_downloads(task_ids))
+    return [r for r in results if r is not None]
+
+
+def _url_problem(url: Any) -> str | None:
+    if not isinstance(url, str) or not url:
+        return "image_url is required"
+    if len(url) > 2000:
+        return "image_url is longer than 2000 characters"
+    if not url.startswith(("http://", "https://")):
+        return "image_url must start with http:// or https://"
+    return None
+
+
+def _enqueue_downloads(task_ids: list[int]) -> None:
+    from . import jobs  # jobs imports services; import here to keep the module graph one-way
+
+    for start in range(0, len(task_ids), URL_JOB_CHUNK):
+        jobs.download_images.delay(task_ids[start : start + URL_JOB_CHUNK])
+
+
+def download_task_images(*, task_ids: Iterable[int]) -> None:
+    """Fetch the images of pending URL tasks. A task is claimed by a conditional update, so a
+    redelivered job skips what another already did; failures mark the task failed with the reason."""
+    for task_id in task_ids:
+        task = Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).only("id", "source_url").first()
+        if task is None:
+            continue
+        try:
+            data = ingest.fetch(task.source_url)
+            asset, _ = ingest.store(data)
+        except ingest.Rejected as exc:
+            Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).update(status=TaskStatus.FAILED, error=str(exc)[:500])
+            continue
+        Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).update(asset=asset, status=TaskStatus.QUEUED)
+
+
+def cancel_task(*, task: Task) -> Task:
+    """Take a task out of the queue; its answers so far are kept."""
+    won = Task.objects.filter(pk=task.pk, status__in=[TaskStatus.PENDING, TaskStatus.QUEUED]).update(
+        status=TaskStatus.CANCELLED
+    )
+    task.refresh_from_db()
+    if not won:
+        raise IllegalTransition(f"task is {task.status}; only pending or queued tasks can be cancelled")
+    Lease.objects.filter(task=task).delete()
+    _maybe_mark_labeled(task.batch_id)
+    return task
+
+
+# --- leasing and answers ----------------------------------------------------------------------
+
+
+def _membership_for_labeling(project: Project, annotator: AbstractBaseUser) -> Membership:
+    membership = Membership.objects.filter(project=project, user=annotator).first()
+    if membership is None:
+        raise NotAllowed("you are not a member of this project")
+    if membership.paused_at is not None:
+        raise NotAllowed(
+            f"your labeling on this project is paused: {membership.paused_reason or 'ask the owner'}", code="paused"
+        )
+    return membership
+
+
+def lease_next_task(*, project: Project, annotator: AbstractBaseUser) -> Task | None:
+    """Lease the next task this annotator may answer, or return None when there is none.
+
+    An annotator's own unexpired lease on a task is handed back first (a page reload resumes).
+    Otherwise the first queued task they have not answered whose live answers plus other people's
+    unexpired leases are under the project's overlap. The candidate row is taken with
+    `SELECT … FOR UPDATE SKIP LOCKED`, so concurrent annotators never wait on, or double-book, a task.
+    """
+    _membership_for_labeling(project, annotator)
+    now = timezone.now()
+    expires = now + timedelta(seconds=project.lease_seconds)
+    with transaction.atomic():
+        mine = (
+            Lease.objects.select_related("task")
+            .filter(annotator=annotator, task__project=project, expires_at__gt=now, task__status=TaskStatus.QUEUED)
+            .order_by("task_id")
+            .first()
+        )
+        if mine is not None and not Annotation.objects.live().filter(task_id=mine.task_id, annotator=annotator).exists():
+            Lease.objects.filter(pk=mine.pk).update(expires_at=expires)
+            mine.task.lease_expires_at = expires  # type: ignore[attr-defined]
+            return mine.task
+        others = (
+            Lease.objects.filter(task=OuterRef("pk"), expires_at__gt=now)
+            .exclude(annotator=annotator)
+            .values("task")
+            .annotate(n=Count("id"))
+            .values("n")
+        )
+        candidate = (
+            Task.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(
+                project=project,
+                status=TaskStatus.QUEUED,
+                deleted_at__isnull=True,
+                batch__status__in=LABELABLE_BATCH_STATUSES,
+            )
+            .exclude(Exists(Annotation.objects.live().filter(task=OuterRef("pk"), annotator=annotator)))
+            .alias(held=Coalesce(Subquery(others), Value(0)))
+            .filter(annotation_count__lt=project.overlap + F("extra_answers") - F("held"))
+            .order_by("id")
+            .first()
+        )
+        if candidate is None:
+            return None
+        Lease.objects.update_or_create(task=candidate, annotator=annotator, defaults={"expires_at": expires})
+        candidate.lease_expires_at = expires  # type: ignore[attr-defined]
+        return candidate
+
+
+def submit_annotation(
+    *, task: Task, annotator: AbstractBaseUser, choice_id: int, duration_ms: int
+) -> tuple[Annotation, bool]:
+    """Record an annotator's answer. Returns (annotation, created).
+
+    Idempotent: a retried or double-clicked submit of the same answer returns the first one. Takes a
+    row lock on the task, so answers and lease checks for one task are serialised. Refused (nothing
+    stored): a choice from another project (400), no lease or an expired lease that another
+    annotator now holds (409), a task that is no longer queued (409), a different answer to a task
+    already answered (409: undo it first).
+    """
+    _membership_for_labeling(task.project, annotator)
+    with transaction.atomic():
+        task = Task.objects.select_for_update().select_related("project").get(pk=task.pk)
+        choice = Choice.objects.filter(pk=choice_id, project_id=task.project_id).first()
+        if choice is None:
+            raise InvalidInput(f"choice {choice_id} is not one of this project's choices", code="bad_choice")
+        existing = Annotation.objects.live().filter(task=task, annotator=annotator).first()
+        if existing is not None:
+            if existing.choice_id == choice.pk:
+                return existing, False
+            raise Conflict(
+                f"you already answered this task with {existing.choice.label!r}; undo it to change your answer",
+                code="already_answered",
+            )
+        if task.status != TaskStatus.QUEUED:
+            raise Conflict(f"task is {task.status}, no longer taking answers", code="task_closed")
+        now = timezone.now()
+        lease = Lease.objects.filter(task=task, annotator=annotator).first()
+        if lease is None:
+            raise LeaseExpired("you hold no lease on this task; ask for the next task first")
+        if lease.expires_at <= now:
+            held = Lease.objects.filter(task=task, expires_at__gt=now).exclude(annotator=annotator).count()
+            if task.annotation_count + held >= task.project.overlap + task.extra_answers:
+                raise LeaseExpired("your lease on this task expired and it was given to someone else; take the next task")
+        annotation = Annotation.objects.create(
+            task=task, annotator=annotator, choice=choice, duration_ms=max(0, min(duration_ms, 24 * 3600 * 1000))
+        )
+        lease.delete()
+        task.annotation_count = F("annotation_count") + 1
+        task.save(update_fields=["annotation_count"])
+        task.refresh_from_db(fields=["annotation_count"])
+        resolve_task(task=task)
+        batch_id = task.batch_id
+        transaction.on_commit(lambda: _maybe_mark_labeled(batch_id))
+    return annotation, True
+
+
+def resolve_task(*, task: Task) -> Task:
+    """Recompute a task's answer from its live annotations (caller holds the task's row lock).
+
+    The answer is the majority; agreement is the share who chose it. A task completes when it has
+    `overlap` answers and no tie; a tie keeps it queued for one more annotator (up to twice overlap).
+    """
+    counts = Counter(
+        Annotation.objects.live().filter(task=task).values_list("choice_id", flat=True)
+    )
+    total = sum(counts.values())
+    update: dict[str, Any] = {}
+    if total == 0:
+        update = {"final_choice": None, "agreement": None, "decided_by": ""}
+    else:
+        ranked = counts.most_common()
+        top_choice, top = ranked[0]
+        tied = len(ranked) > 1 and ranked[1][1] == top
+        update = {
+            "final_choice_id": None if tied else top_choice,
+            "agreement": top / total,
+            "decided_by": "" if tied else (DecidedBy.SINGLE if total == 1 else DecidedBy.CONSENSUS),
+        }
+        overlap = task.project.overlap
+        if task.status == TaskStatus.QUEUED and total >= overlap:
+            if tied and total < 2 * overlap:
+                # Ask one more annotator to break the tie.
+                update["extra_answers"] = total - overlap + 1
+            else:
+                update.update(status=TaskStatus.COMPLETED, completed_at=timezone.now())
+    for name, value in update.items():
+        setattr(task, name, value)
+    Task.objects.filter(pk=task.pk).update(**update)
+    return task
+
+
+def _maybe_mark_labeled(batch_id: int) -> None:
+    """Move a batch forward when answers arrive: finalized → labeling → labeled."""
+    open_work = Task.objects.alive().filter(batch_id=batch_id, status__in=[TaskStatus.PENDING, TaskStatus.QUEUED])
+    if not open_work.exists():
+        Batch.objects.filter(pk=batch_id, status__in=LABELABLE_BATCH_STATUSES).update(
+            status=BatchStatus.LABELED, labeled_at=timezone.now()
+        )
+    elif Annotation.objects.filter(task__batch_id=batch_id).exists():
+        Batch.objects.filter(pk=batch_id, status=BatchStatus.FINALIZED).update(status=BatchStatus.LABELING)
+
+
+def approve_calibration(*, project: Project) -> Project:
+    """Open the project to production batches once a calibration batch has been labeled."""
+    labeled = project.batches.alive().filter(
+        kind=BatchKind.CALIBRATION, status__in=[BatchStatus.LABELED, BatchStatus.AUDITED, BatchStatus.ACCEPTED]
+    )
+    if not labeled.exists():
+        raise Conflict(
+            "no labeled calibration batch yet: upload a calibration batch, finalize it and have it labeled first",
+            code="calibration_not_labeled",
+        )
+    Project.objects.filter(pk=project.pk, calibration_approved_at__isnull=True).update(calibration_approved_at=timezone.now())
+    project.refresh_from_db()
+    return project
+
+
+def demo_image(seed: int, size: int = 96) -> bytes:
+    """A small generated PNG, for the demo project and tests: a gradient with a seeded colour block."""
+    from PIL import Image, ImageDraw
+
+    r, g, b = (seed * 67) % 256, (seed * 131) % 256, (seed * 199) % 256
+    image = Image.new("RGB", (size, size), (r, g, b))
+    draw = ImageDraw.Draw(image)
+    for y in range(0, size, 4):
+        draw.line([(0, y), (size, y)], fill=((r + y) % 256, (g + 2 * y) % 256, b))
+    draw.rectangle([seed % (size // 2), seed % (size // 3), size // 2 + seed % 20, size // 2 + seed % 30], fill=(b, r, g))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue()
+

@@ -1,0 +1,14 @@
+"""API routes of the labeling app, mounted under /api/v1/."""
+
+from rest_framework.routers import DefaultRouter
+
+from . import api
+
+app_name = "labeling-api"
+
+router = DefaultRouter()
+router.register("projects", api.ProjectViewSet, basename="project")
+router.register("batches", api.BatchViewSet, basename="batch")
+router.register("tasks", api.TaskViewSet, basename="task")
+
+urlpatterns = router.urls

@@ -1,0 +1,18 @@
+"""Test settings: the real services (PostgreSQL, Redis) by default, an isolated media folder.
+
+Override DATABASE_URL / CELERY_BROKER_URL to run several suites side by side on one machine.
+"""
+
+import os
+import tempfile
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/winnow")
+os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
+os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="winnow-test-media-"))
+os.environ.setdefault("WINNOW_VAR_DIR", tempfile.mkdtemp(prefix="winnow-test-var-"))
+os.environ.setdefault("WINNOW_TRAINING_QUEUE", "gpu")
+
+from winnow.settings import *  # noqa: E402,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
