@@ -485,7 +485,13 @@ def submit_annotation(
         task.refresh_from_db(fields=["annotation_count"])
         resolve_task(task=task)
         batch_id = task.batch_id
-        transaction.on_commit(lambda: _maybe_mark_labeled(batch_id))
+        if task.status == TaskStatus.COMPLETED:
+            # Checked inside the transaction for the common case, and again after commit: two annotators
+            # finishing the last two tasks at once each see the other's task still open until then.
+            _maybe_mark_labeled(batch_id)
+            transaction.on_commit(lambda: _maybe_mark_labeled(batch_id))
+        else:
+            Batch.objects.filter(pk=batch_id, status=BatchStatus.FINALIZED).update(status=BatchStatus.LABELING)
     return annotation, True
 
 

@@ -214,6 +214,7 @@ def worker_env(django_db_setup: Any, django_db_blocker: Any) -> dict[str, str]:
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
         MEDIA_ROOT=str(settings.MEDIA_ROOT),
         INGEST_ALLOWED_HOSTS="localhost",
+        INGEST_URL_TIMEOUT="2",
         PYTHONUNBUFFERED="1",
     )
     return env

@@ -1,0 +1,54 @@
+"""Streaming JSON and NDJSON export of a project's tasks."""
+
+import json
+
+import pytest
+
+from labeling import services
+
+pytestmark = pytest.mark.django_db
+
+
+def body(response):
+    return b"".join(response.streaming_content).decode()
+
+
+def test_json_and_ndjson_carry_every_task_with_its_answers(project, alice, bob, client_for, make_batch):
+    make_batch(project, 3)
+    anime = project.choices.get(label="Anime")
+    task = services.lease_next_task(project=project, annotator=bob)
+    services.submit_annotation(task=task, annotator=bob, choice_id=anime.pk, duration_ms=1200)
+    client = client_for(alice)
+    response = client.get(f"/api/v1/projects/{project.pk}/export/?format=json")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "application/json"
+    rows = json.loads(body(response))
+    assert len(rows) == 3
+    answered = next(r for r in rows if r["id"] == task.pk)
+    assert answered["answer"] == "Anime" and answered["status"] == "completed"
+    assert answered["decided_by"] == "single" and answered["agreement"] == 1.0
+    assert answered["annotations"] == [
+        {"annotator_id": bob.pk, "annotator": "bob", "choice": "Anime", "duration_ms": 1200,
+         "created_at": answered["annotations"][0]["created_at"]}
+    ]
+    assert answered["image"]["sha256"] == task.asset.sha256
+    assert answered["image"]["url"].startswith("http://testserver/media/assets/")
+    lines = body(client.get(f"/api/v1/projects/{project.pk}/export/?format=ndjson")).splitlines()
+    assert [json.loads(line)["id"] for line in lines] == [r["id"] for r in rows]
+
+
+def test_an_empty_project_exports_an_empty_list(project, alice, client_for):
+    response = client_for(alice).get(f"/api/v1/projects/{project.pk}/export/?format=json")
+    assert json.loads(body(response)) == []
+
+
+def test_an_unknown_format_is_400(project, alice, client_for):
+    response = client_for(alice).get(f"/api/v1/projects/{project.pk}/export/?format=xml")
+    assert response.status_code == 400
+    assert "unknown format" in str(response.data)
+
+
+@pytest.mark.parametrize("who", ["bob", "mallory"])
+def test_only_owners_export(project, client_for, who, request):
+    response = client_for(request.getfixturevalue(who)).get(f"/api/v1/projects/{project.pk}/export/")
+    assert response.status_code == 403
