@@ -36,10 +36,10 @@ run: venv
 	@echo ""
 	@echo "Winnow is starting at http://$(HOST):$(PORT)/  (API docs: http://$(HOST):$(PORT)/api/docs/)"
 	@echo "Press Ctrl-C to stop the web app and the worker."
-	@trap 'kill 0' INT TERM EXIT; \
+	@trap 'trap - INT TERM EXIT; kill $$(jobs -p) 2>/dev/null; wait' INT TERM EXIT; \
 	  WINNOW_TRAINING_QUEUE=$${WINNOW_TRAINING_QUEUE:-default} $(BIN)/celery -A winnow worker -P solo -Q default,gpu -l warning & \
 	  $(BIN)/python manage.py runserver $(HOST):$(PORT) --noreload & \
-	  wait
+	  wait -n
 
 # Services the suite needs: start PostgreSQL and Redis when they are down; Chromium for browser tests.
 services:
