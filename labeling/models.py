@@ -274,6 +274,9 @@ class Lease(models.Model):
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     expires_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set when the annotator skipped the task: the lease is released (expired) and the row stays as a
+    # marker so the same task is not handed straight back to them (see services.SKIP_COOLDOWN).
+    skipped_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["task", "annotator"], name="lease_unique_annotator")]
