@@ -24,7 +24,6 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from django.conf import settings
-from django.db import IntegrityError
 from PIL import Image, UnidentifiedImageError
 
 from .exceptions import InvalidInput
@@ -103,36 +102,60 @@ def _write_atomic(path: Path, write: callable) -> None:  # type: ignore[valid-ty
         raise
 
 
-def store(data: bytes) -> tuple[Asset, bool]:
-    """Store `data` as an Asset (or find the one with the same bytes). Returns (asset, created).
+def write_files(data: bytes, measured: Measured, thumb: Image.Image) -> Asset:
+    """Write the image and its thumbnail under content-derived paths; return an unsaved Asset.
 
     Files are written to temporary names and renamed, so a crash leaves no half-written image; the
-    paths are derived from the hash, so a retry after a crash overwrites, never duplicates.
+    paths come from the hash, so a retry overwrites identical bytes and never duplicates.
     """
-    measured, thumb = measure(data)
-    existing = Asset.objects.filter(sha256=measured.sha256).first()
-    if existing is not None:
-        return existing, False
-    ext = EXTENSIONS[measured.format]
-    rel_file = f"assets/{measured.sha256[:2]}/{measured.sha256}.{ext}"
+    rel_file = f"assets/{measured.sha256[:2]}/{measured.sha256}.{EXTENSIONS[measured.format]}"
     rel_thumb = f"thumbs/{measured.sha256[:2]}/{measured.sha256}.jpg"
     root = Path(settings.MEDIA_ROOT)
     _write_atomic(root / rel_file, lambda fh: fh.write(data))
     _write_atomic(root / rel_thumb, lambda fh: thumb.save(fh, "JPEG", quality=85))
-    try:
-        asset = Asset.objects.create(
-            sha256=measured.sha256,
-            file=rel_file,
-            thumbnail=rel_thumb,
-            width=measured.width,
-            height=measured.height,
-            format=measured.format,
-            byte_size=measured.byte_size,
-        )
-    except IntegrityError:
-        # Another request stored the same bytes a moment ago; the files are identical, keep theirs.
-        return Asset.objects.get(sha256=measured.sha256), False
-    return asset, True
+    return Asset(
+        sha256=measured.sha256, file=rel_file, thumbnail=rel_thumb, width=measured.width,
+        height=measured.height, format=measured.format, byte_size=measured.byte_size,
+    )
+
+
+def store_many(blobs: list[bytes]) -> list[Asset | Rejected]:
+    """Store many images with a handful of queries; one Asset or one Rejected per blob, in order.
+
+    Bytes already stored are not decoded or written again. Concurrent uploads of the same bytes are
+    settled by the unique sha256: the loser's insert is skipped and both read the winner's row.
+    """
+    digests = [hashlib.sha256(b).hexdigest() for b in blobs]
+    known = {a.sha256: a for a in Asset.objects.filter(sha256__in=set(digests))}
+    out: list[Asset | Rejected] = []
+    fresh: dict[str, Asset] = {}
+    for data, digest in zip(blobs, digests, strict=True):
+        if digest in known or digest in fresh:
+            out.append(known.get(digest) or fresh[digest])
+            continue
+        try:
+            measured, thumb = measure(data)
+        except Rejected as exc:
+            out.append(exc)
+            continue
+        fresh[digest] = write_files(data, measured, thumb)
+        out.append(fresh[digest])
+    if fresh:
+        Asset.objects.bulk_create(fresh.values(), ignore_conflicts=True)
+        saved = {a.sha256: a for a in Asset.objects.filter(sha256__in=list(fresh))}
+        out = [saved[item.sha256] if isinstance(item, Asset) and item.pk is None else item for item in out]
+    return out
+
+
+def store(data: bytes) -> tuple[Asset, bool]:
+    """Store one image as an Asset (or find the one with the same bytes). Returns (asset, created)."""
+    existing = Asset.objects.filter(sha256=hashlib.sha256(data).hexdigest()).first()
+    if existing is not None:
+        return existing, False
+    result = store_many([data])[0]
+    if isinstance(result, Rejected):
+        raise result
+    return result, True
 
 
 # --- zip archives -----------------------------------------------------------------------------

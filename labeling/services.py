@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import IO, Any
 
@@ -25,6 +25,7 @@ from . import ingest
 from .exceptions import (
     CalibrationRequired,
     Conflict,
+    DomainError,
     IllegalTransition,
     InvalidInput,
     LeaseExpired,
@@ -33,6 +34,7 @@ from .exceptions import (
 )
 from .models import (
     Annotation,
+    Asset,
     Batch,
     BatchKind,
     BatchStatus,
@@ -52,6 +54,12 @@ User = get_user_model()
 URL_JOB_CHUNK = 25
 # Batches whose tasks are handed out to annotators.
 LABELABLE_BATCH_STATUSES = (BatchStatus.FINALIZED, BatchStatus.LABELING)
+# How many tasks one annotator may hold at once (grid mode's page is the largest user).
+MAX_LEASED_TASKS = 100
+# A skipped task is not handed back to the same annotator for this long.
+SKIP_COOLDOWN = timedelta(minutes=10)
+# Answers one bulk (grid) request may carry.
+MAX_BULK_ANSWERS = 200
 
 
 # --- projects and taxonomy --------------------------------------------------------------------
@@ -238,33 +246,61 @@ def ingest_files(*, batch: Batch, files: Sequence[tuple[str, IO[bytes]]], metada
     """
     _require_open(batch)
     results: list[dict[str, Any]] = []
+    group: list[tuple[str, bytes | None, str]] = []
+    for item in _upload_items(files):
+        group.append(item)
+        if len(group) >= INGEST_GROUP:
+            results.extend(_ingest_group(batch, group, metadata))
+            group = []
+    results.extend(_ingest_group(batch, group, metadata))
+    return results
+
+
+INGEST_GROUP = 200
+
+
+def _upload_items(files: Sequence[tuple[str, IO[bytes]]]) -> Iterator[tuple[str, bytes | None, str]]:
+    """(name, bytes, "") per image, or (name, None, reason) per member refused before decoding."""
     for name, fileobj in files:
         head = fileobj.read(4)
         fileobj.seek(0)
         if _is_zip(name, head):
             for member in ingest.iter_zip(fileobj):
-                if member.data is None:
-                    results.append(_result(member.name, "rejected", reason=member.reason))
-                else:
-                    results.append(_ingest_one(batch, member.name, member.data, metadata))
+                yield member.name, member.data, member.reason
         else:
-            data = fileobj.read(settings.INGEST_MAX_FILE_BYTES + 1)
-            results.append(_ingest_one(batch, name, data, metadata))
+            yield name, fileobj.read(settings.INGEST_MAX_FILE_BYTES + 1), ""
+
+
+def _ingest_group(batch: Batch, group: list[tuple[str, bytes | None, str]], metadata: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Ingest a group of items with a few queries in one transaction (a commit per image would make
+    the WAL flush the bottleneck). One task per image new to the project; the rest are duplicates."""
+    wanted = [data for _name, data, _reason in group if data is not None]
+    with transaction.atomic():
+        stored = iter(ingest.store_many(wanted))
+        outcomes = [next(stored) if data is not None else ingest.Rejected(reason) for _name, data, reason in group]
+        asset_ids = {a.pk for a in outcomes if isinstance(a, Asset)}
+        task_of_asset: dict[int, int] = {}
+        for asset_id, task_id in (
+            Task.objects.alive().filter(project_id=batch.project_id, asset_id__in=asset_ids).values_list("asset_id", "id")
+        ):
+            task_of_asset.setdefault(asset_id, task_id)
+        new_tasks: dict[int, Task] = {}
+        for (name, _data, _reason), outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, Asset) and outcome.pk not in task_of_asset and outcome.pk not in new_tasks:
+                new_tasks[outcome.pk] = Task(project_id=batch.project_id, batch=batch, asset=outcome,
+                                             source_name=name[:500], metadata=metadata or {})
+        Task.objects.bulk_create(new_tasks.values())
+        results = []
+        for (name, _data, _reason), outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, ingest.Rejected):
+                results.append(_result(name, "rejected", reason=str(outcome)))
+            elif outcome.pk in new_tasks:
+                task = new_tasks.pop(outcome.pk)
+                task_of_asset[outcome.pk] = task.pk
+                results.append(_result(name, "created", task=task, sha256=outcome.sha256))
+            else:
+                results.append({"name": name, "status": "duplicate", "task_id": task_of_asset[outcome.pk], "sha256": outcome.sha256})
     return results
-
-
-def _ingest_one(batch: Batch, name: str, data: bytes, metadata: dict[str, Any] | None) -> dict[str, Any]:
-    try:
-        asset, _created = ingest.store(data)
-    except ingest.Rejected as exc:
-        return _result(name, "rejected", reason=str(exc))
-    existing = Task.objects.alive().filter(project_id=batch.project_id, asset=asset).only("id").first()
-    if existing is not None:
-        return _result(name, "duplicate", task=existing, sha256=asset.sha256)
-    task = Task.objects.create(
-        project_id=batch.project_id, batch=batch, asset=asset, source_name=name[:500], metadata=metadata or {}
-    )
-    return _result(name, "created", task=task, sha256=asset.sha256)
 
 
 def ingest_urls(*, batch: Batch, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -394,51 +430,90 @@ def _membership_for_labeling(project: Project, annotator: AbstractBaseUser) -> M
 def lease_next_task(*, project: Project, annotator: AbstractBaseUser) -> Task | None:
     """Lease the next task this annotator may answer, or return None when there is none.
 
-    An annotator's own unexpired lease on a task is handed back first (a page reload resumes).
-    Otherwise the first queued task they have not answered whose live answers plus other people's
-    unexpired leases are under the project's overlap. The candidate row is taken with
-    `SELECT … FOR UPDATE SKIP LOCKED`, so concurrent annotators never wait on, or double-book, a task.
+    The single-task form of `lease_tasks`: an annotator's own unexpired lease is handed back first
+    (a page reload resumes), otherwise a new task is leased.
     """
+    tasks = lease_tasks(project=project, annotator=annotator, count=1)
+    return tasks[0] if tasks else None
+
+
+def lease_tasks(*, project: Project, annotator: AbstractBaseUser, count: int) -> list[Task]:
+    """Make sure the annotator holds up to `count` leased tasks and return them, in id order.
+
+    The annotator's own unexpired, unanswered leases come first and are renewed (so asking again is
+    harmless: a page reload or a retried request gets the same tasks back). The rest are new: queued
+    tasks they have not answered, nor skipped within `SKIP_COOLDOWN`, whose live answers plus other
+    people's unexpired leases are under the project's overlap. Candidate rows are taken with
+    `SELECT … FOR UPDATE SKIP LOCKED`, so concurrent annotators never wait on each other; the lease
+    count is then re-read under the row lock, because the first query's subquery sees the snapshot
+    taken when it started and may miss a lease committed just before the lock was granted.
+    """
+    if not 1 <= count <= MAX_LEASED_TASKS:
+        raise InvalidInput(f"count must be between 1 and {MAX_LEASED_TASKS}")
     _membership_for_labeling(project, annotator)
     now = timezone.now()
     expires = now + timedelta(seconds=project.lease_seconds)
+    answered_by_me = Exists(Annotation.objects.live().filter(task=OuterRef("pk"), annotator=annotator))
+    queued = Task.objects.select_related("asset").filter(
+        project=project, status=TaskStatus.QUEUED, deleted_at__isnull=True, batch__status__in=LABELABLE_BATCH_STATUSES
+    )
     with transaction.atomic():
-        mine = (
-            Lease.objects.select_related("task")
-            .filter(annotator=annotator, task__project=project, expires_at__gt=now, task__status=TaskStatus.QUEUED)
-            .order_by("task_id")
-            .first()
+        held = list(
+            queued.filter(leases__annotator=annotator, leases__expires_at__gt=now)
+            .exclude(answered_by_me)
+            .order_by("id")[:count]
         )
-        if mine is not None and not Annotation.objects.live().filter(task_id=mine.task_id, annotator=annotator).exists():
-            Lease.objects.filter(pk=mine.pk).update(expires_at=expires)
-            mine.task.lease_expires_at = expires  # type: ignore[attr-defined]
-            return mine.task
-        others = (
-            Lease.objects.filter(task=OuterRef("pk"), expires_at__gt=now)
-            .exclude(annotator=annotator)
-            .values("task")
-            .annotate(n=Count("id"))
-            .values("n")
-        )
-        candidate = (
-            Task.objects.select_for_update(skip_locked=True, of=("self",))
-            .filter(
-                project=project,
-                status=TaskStatus.QUEUED,
-                deleted_at__isnull=True,
-                batch__status__in=LABELABLE_BATCH_STATUSES,
+        if held:
+            Lease.objects.filter(annotator=annotator, task__in=held).update(expires_at=expires)
+        fresh: list[Task] = []
+        need = count - len(held)
+        if need > 0:
+            others = (
+                Lease.objects.filter(task=OuterRef("pk"), expires_at__gt=now)
+                .exclude(annotator=annotator)
+                .values("task")
+                .annotate(n=Count("id"))
+                .values("n")
             )
-            .exclude(Exists(Annotation.objects.live().filter(task=OuterRef("pk"), annotator=annotator)))
-            .alias(held=Coalesce(Subquery(others), Value(0)))
-            .filter(annotation_count__lt=project.overlap + F("extra_answers") - F("held"))
-            .order_by("id")
-            .first()
-        )
-        if candidate is None:
-            return None
-        Lease.objects.update_or_create(task=candidate, annotator=annotator, defaults={"expires_at": expires})
-        candidate.lease_expires_at = expires  # type: ignore[attr-defined]
-        return candidate
+            mine_or_skipped = Lease.objects.filter(task=OuterRef("pk"), annotator=annotator).filter(
+                Q(expires_at__gt=now) | Q(skipped_at__gt=now - SKIP_COOLDOWN)
+            )
+            candidates = (
+                queued.select_for_update(skip_locked=True, of=("self",))
+                .exclude(answered_by_me)
+                .exclude(Exists(mine_or_skipped))
+                .alias(held=Coalesce(Subquery(others), Value(0)))
+                .filter(annotation_count__lt=project.overlap + F("extra_answers") - F("held"))
+                .order_by("id")
+            )
+            refused: list[int] = []
+            while need > 0:
+                chunk = list(candidates.exclude(pk__in=refused)[:need])
+                if not chunk:
+                    break
+                leased = dict(
+                    Lease.objects.filter(task__in=chunk, expires_at__gt=now)
+                    .exclude(annotator=annotator)
+                    .values_list("task")
+                    .annotate(n=Count("id"))
+                )
+                for task in chunk:
+                    if task.annotation_count + leased.get(task.pk, 0) < project.overlap + task.extra_answers:
+                        fresh.append(task)
+                        need -= 1
+                    else:
+                        refused.append(task.pk)
+            # A row may exist from an expired or skipped lease: take it over.
+            Lease.objects.bulk_create(
+                [Lease(task=task, annotator=annotator, expires_at=expires) for task in fresh],
+                update_conflicts=True,
+                unique_fields=["task", "annotator"],
+                update_fields=["expires_at", "skipped_at"],
+            )
+    tasks = sorted(held + fresh, key=lambda t: t.pk)
+    for task in tasks:
+        task.lease_expires_at = expires  # type: ignore[attr-defined]
+    return tasks
 
 
 def submit_annotation(
@@ -539,6 +614,161 @@ def _maybe_mark_labeled(batch_id: int) -> None:
         )
     elif Annotation.objects.filter(task__batch_id=batch_id).exists():
         Batch.objects.filter(pk=batch_id, status=BatchStatus.FINALIZED).update(status=BatchStatus.LABELING)
+
+
+# --- skip, undo, grid answers, progress --------------------------------------------------------
+
+
+def skip_task(*, task: Task, annotator: AbstractBaseUser) -> Task:
+    """Give a leased task back without answering it.
+
+    The lease is released at once (others may take the task) and kept as a marker, so this
+    annotator is not handed the same task again for `SKIP_COOLDOWN`. Skipping twice is harmless.
+    Refused (409): no lease on the task, or the annotator already answered it (undo instead).
+    """
+    _membership_for_labeling(task.project, annotator)
+    now = timezone.now()
+    with transaction.atomic():
+        lease = Lease.objects.select_for_update().filter(task=task, annotator=annotator).first()
+        if Annotation.objects.live().filter(task=task, annotator=annotator).exists():
+            raise Conflict("you already answered this task; undo the answer instead of skipping", code="already_answered")
+        if lease is None or (lease.skipped_at is None and lease.expires_at <= now):
+            raise LeaseExpired("you hold no lease on this task, so there is nothing to skip; take the next task")
+        if lease.skipped_at is None:
+            Lease.objects.filter(pk=lease.pk).update(expires_at=now, skipped_at=now)
+    return task
+
+
+def undo_annotation(*, task: Task, annotator: AbstractBaseUser) -> Task:
+    """Withdraw the annotator's own live answer to a task and lease the task back to them.
+
+    Allowed while the answer is younger than the project's lease time (the lease it was given
+    under would still be running) and the task is still open to answers: queued, or completed but
+    not yet decided by the owner or an audit, in a batch that is not in audit. The answer is kept
+    as discarded, the task re-queued and recomputed with `resolve_task`, a labeled batch goes back
+    to labeling. Takes a row lock on the task. Refused (409, nothing changed) otherwise.
+    """
+    _membership_for_labeling(task.project, annotator)
+    with transaction.atomic():
+        task = Task.objects.select_for_update().select_related("project", "batch").get(pk=task.pk)
+        annotation = Annotation.objects.live().filter(task=task, annotator=annotator).first()
+        if annotation is None:
+            raise Conflict("you have no answer on this task to undo", code="nothing_to_undo")
+        now = timezone.now()
+        window = timedelta(seconds=task.project.lease_seconds)
+        if annotation.created_at + window <= now:
+            raise Conflict(
+                f"answers can be undone for {task.project.lease_seconds} s after they are given; this one is older",
+                code="undo_window_closed",
+            )
+        if task.status not in (TaskStatus.QUEUED, TaskStatus.COMPLETED) or task.decided_by in (
+            DecidedBy.GOLD, DecidedBy.AUDIT
+        ):
+            raise Conflict(f"task is {task.status} and decided by {task.decided_by or 'nobody'}; it can no longer change",
+                           code="task_closed")
+        if task.batch.status not in (*LABELABLE_BATCH_STATUSES, BatchStatus.LABELED):
+            raise Conflict(f"batch {task.batch.name!r} is {task.batch.status}; its answers can no longer be undone",
+                           code="batch_closed")
+        Annotation.objects.filter(pk=annotation.pk).update(discarded_at=now)
+        Task.objects.filter(pk=task.pk).update(
+            annotation_count=F("annotation_count") - 1, status=TaskStatus.QUEUED, completed_at=None
+        )
+        task.refresh_from_db(fields=["annotation_count", "status", "completed_at"])
+        Lease.objects.update_or_create(
+            task=task, annotator=annotator,
+            defaults={"expires_at": now + window, "skipped_at": None},
+        )
+        Batch.objects.filter(pk=task.batch_id, status=BatchStatus.LABELED).update(
+            status=BatchStatus.LABELING, labeled_at=None
+        )
+        resolve_task(task=task)
+        if task.status == TaskStatus.COMPLETED:  # the remaining answers still decide it
+            _maybe_mark_labeled(task.batch_id)
+    task.lease_expires_at = now + window  # type: ignore[attr-defined]
+    return task
+
+
+def submit_answers(*, project: Project, annotator: AbstractBaseUser, answers: list[Any]) -> list[dict[str, Any]]:
+    """Record many answers at once (grid mode), each exactly as `submit_annotation` would.
+
+    Every item is answered on its own, in its own transaction: created, duplicate (the same answer
+    was already recorded: a retried request) or rejected with the reason and a stable code. One bad
+    item never stops the others. Refused as a whole only when the list is empty or too long, or the
+    annotator may not label in this project.
+    """
+    if not isinstance(answers, list) or not answers:
+        raise InvalidInput('send a non-empty list: {"answers": [{"task": 1, "choice": 2, "duration_ms": 800}]}')
+    if len(answers) > MAX_BULK_ANSWERS:
+        raise InvalidInput(f"{len(answers)} answers in one request is over the limit of {MAX_BULK_ANSWERS}")
+    _membership_for_labeling(project, annotator)
+    ids = [a.get("task") for a in answers if isinstance(a, dict) and isinstance(a.get("task"), int)]
+    tasks = {t.pk: t for t in Task.objects.alive().filter(project=project, pk__in=ids).select_related("project")}
+    results: list[dict[str, Any]] = []
+    for i, item in enumerate(answers):
+        problem = _answer_problem(item)
+        if problem:
+            results.append({"index": i, "task": item.get("task") if isinstance(item, dict) else None,
+                            "status": "rejected", "code": "invalid", "detail": problem})
+            continue
+        task = tasks.get(item["task"])
+        if task is None:
+            results.append({"index": i, "task": item["task"], "status": "rejected", "code": "not_found",
+                            "detail": f"task {item['task']} is not a task of this project"})
+            continue
+        try:
+            annotation, created = submit_annotation(
+                task=task, annotator=annotator, choice_id=item["choice"], duration_ms=item.get("duration_ms", 0)
+            )
+        except DomainError as exc:
+            results.append({"index": i, "task": task.pk, "status": "rejected", "code": exc.code, "detail": exc.message})
+            continue
+        results.append({"index": i, "task": task.pk, "status": "created" if created else "duplicate",
+                        "annotation": annotation.pk, "choice": annotation.choice_id})
+    return results
+
+
+def _answer_problem(item: Any) -> str | None:
+    if not isinstance(item, dict):
+        return "each answer must be an object with task, choice and duration_ms"
+    for name in ("task", "choice"):
+        if not isinstance(item.get(name), int) or isinstance(item.get(name), bool):
+            return f"{name} must be an id (an integer)"
+    duration = item.get("duration_ms", 0)
+    if not isinstance(duration, int) or isinstance(duration, bool) or duration < 0:
+        return "duration_ms must be a whole number of milliseconds, 0 or more"
+    return None
+
+
+def annotator_progress(*, project: Project, annotator: AbstractBaseUser) -> dict[str, Any]:
+    """What the annotator page shows: the open batches' done and remaining tasks, and my answers.
+
+    `gold_accuracy` is a slot for the quality checks; None until they fill it.
+    """
+    rows = (
+        Task.objects.alive()
+        .filter(project=project, batch__status__in=(*LABELABLE_BATCH_STATUSES, BatchStatus.LABELED))
+        .values_list("batch_id", "status")
+        .annotate(n=Count("id"))
+    )
+    per_batch: dict[int, dict[str, int]] = {}
+    for batch_id, status, n in rows:
+        counts = per_batch.setdefault(batch_id, {"done": 0, "remaining": 0})
+        if status == TaskStatus.COMPLETED:
+            counts["done"] += n
+        elif status in (TaskStatus.QUEUED, TaskStatus.PENDING):
+            counts["remaining"] += n
+    names = dict(Batch.objects.filter(pk__in=per_batch).values_list("id", "name"))
+    batches = [
+        {"id": batch_id, "name": names.get(batch_id, ""), **counts, "total": counts["done"] + counts["remaining"]}
+        for batch_id, counts in sorted(per_batch.items())
+    ]
+    return {
+        "mine": Annotation.objects.live().filter(task__project=project, annotator=annotator).count(),
+        "done": sum(b["done"] for b in batches),
+        "remaining": sum(b["remaining"] for b in batches),
+        "batches": batches,
+        "gold_accuracy": None,
+    }
 
 
 def approve_calibration(*, project: Project) -> Project:
