@@ -7,7 +7,7 @@ from typing import Any
 from django.db.models import Prefetch, QuerySet
 from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import mixins, status, viewsets
+from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import CursorPagination
@@ -20,6 +20,7 @@ from .models import Annotation, Batch, Project, Task, TaskStatus
 from .permissions import IsProjectMember, IsProjectOwner, IsProjectOwnerOrReadOnly
 from .serializers import (
     AnswerSerializer,
+    AssetSerializer,
     BatchSerializer,
     IngestResultSerializer,
     MemberSerializer,
@@ -33,6 +34,34 @@ PROJECT_FIELDS = [
     "name", "instructions", "question", "overlap", "gold_rate", "audit_sample_size", "max_error_rate",
     "min_gold_accuracy", "min_gold_answers", "lease_seconds",
 ]
+
+
+class LeasedTaskSerializer(serializers.ModelSerializer):
+    """A task as an annotator sees it: the image and the lease, nothing that hints at the answer or at gold."""
+
+    asset = AssetSerializer(read_only=True)
+    lease_expires_at = serializers.DateTimeField(read_only=True)
+
+    class Meta:
+        model = Task
+        fields = ["id", "project", "batch", "unique_id", "metadata", "asset", "lease_expires_at"]
+        read_only_fields = fields
+
+
+class LeaseRequestSerializer(serializers.Serializer):
+    count = serializers.IntegerField(min_value=1, max_value=services.MAX_LEASED_TASKS, default=1)
+
+
+class BulkAnswerItemSerializer(serializers.Serializer):
+    """Documents one answer of a bulk request; items are checked one by one in the service."""
+
+    task = serializers.IntegerField()
+    choice = serializers.IntegerField()
+    duration_ms = serializers.IntegerField(min_value=0, default=0)
+
+
+class BulkAnswerSerializer(serializers.Serializer):
+    answers = BulkAnswerItemSerializer(many=True)
 
 
 class ProjectViewSet(viewsets.ModelViewSet):
@@ -108,17 +137,42 @@ class ProjectViewSet(viewsets.ModelViewSet):
         response["Content-Disposition"] = f'attachment; filename="project-{project.pk}.{writer.extension}"'
         return response
 
-    @extend_schema(request=None, responses={200: TaskSerializer, 204: None})
+    @extend_schema(request=None, responses={200: LeasedTaskSerializer, 204: None})
     @action(detail=True, methods=["post"], url_path="next-task", permission_classes=[IsProjectMember])
     def next_task(self, request: Request, pk: str | None = None) -> Response:
         project = self.get_object()
         task = services.lease_next_task(project=project, annotator=request.user)
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        data = TaskSerializer(task, context={"request": request}).data
-        data.pop("annotations", None)
-        data["lease_expires_at"] = task.lease_expires_at  # type: ignore[attr-defined]
-        return Response(data)
+        return Response(LeasedTaskSerializer(task, context={"request": request}).data)
+
+    @extend_schema(request=LeaseRequestSerializer, responses=LeasedTaskSerializer(many=True))
+    @action(detail=True, methods=["post"], url_path="next-tasks", permission_classes=[IsProjectMember])
+    def next_tasks(self, request: Request, pk: str | None = None) -> Response:
+        """Hold up to `count` leased tasks (your own unanswered leases first) and list them; [] when none is left."""
+        project = self.get_object()
+        body = LeaseRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        tasks = services.lease_tasks(
+            project=project, annotator=request.user, count=body.validated_data["count"]
+        )
+        return Response({"tasks": LeasedTaskSerializer(tasks, many=True, context={"request": request}).data})
+
+    @extend_schema(request=BulkAnswerSerializer, responses={200: dict})
+    @action(detail=True, methods=["post"], url_path="annotations/bulk", permission_classes=[IsProjectMember])
+    def bulk_annotations(self, request: Request, pk: str | None = None) -> Response:
+        """Answer many leased tasks at once (grid mode); each item succeeds or fails on its own."""
+        project = self.get_object()
+        answers = request.data.get("answers") if isinstance(request.data, dict) else None
+        results = services.submit_answers(project=project, annotator=request.user, answers=answers)  # type: ignore[arg-type]
+        summary = {s: sum(1 for r in results if r["status"] == s) for s in ("created", "duplicate", "rejected")}
+        return Response({"summary": summary, "results": results})
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["get"], permission_classes=[IsProjectMember])
+    def progress(self, request: Request, pk: str | None = None) -> Response:
+        """Open batches' done and remaining tasks and the caller's answer count, for the annotator page."""
+        return Response(services.annotator_progress(project=self.get_object(), annotator=request.user))
 
     @extend_schema(request=None, responses=ProjectSerializer)
     @action(detail=True, methods=["post"], url_path="approve-calibration", permission_classes=[IsProjectOwner])
@@ -221,6 +275,26 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gen
             {"id": annotation.pk, "task": task.pk, "choice": annotation.choice_id, "created": created},
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["post"])
+    def skip(self, request: Request, pk: str | None = None) -> Response:
+        """Give your lease on the task back unanswered; you will not get it again right away."""
+        task = services.skip_task(task=self.get_object(), annotator=request.user)
+        return Response({"task": task.pk, "skipped": True})
+
+    @extend_schema(request=None, responses=LeasedTaskSerializer)
+    @action(detail=True, methods=["post"])
+    def undo(self, request: Request, pk: str | None = None) -> Response:
+        """Withdraw your answer to the task; the task is leased back to you to answer again."""
+        task = services.undo_annotation(task=self.get_object(), annotator=request.user)
+        return Response(LeasedTaskSerializer(task, context={"request": request}).data)
+
+    @extend_schema(request=None, responses=LeasedTaskSerializer)
+    @action(detail=True, methods=["delete"], url_path="annotations/mine")
+    def delete_my_annotation(self, request: Request, pk: str | None = None) -> Response:
+        """The same as `undo/`, as a DELETE of your own answer."""
+        return self.undo(request, pk)
 
     @extend_schema(request=None, responses=TaskSerializer)
     @action(detail=True, methods=["post"], permission_classes=[IsProjectOwner])

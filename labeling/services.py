@@ -486,9 +486,9 @@ def lease_tasks(*, project: Project, annotator: AbstractBaseUser, count: int) ->
                 .filter(annotation_count__lt=project.overlap + F("extra_answers") - F("held"))
                 .order_by("id")
             )
-            refused: list[int] = []
+            seen: list[int] = []  # rows this transaction already locked: taken, or full after all
             while need > 0:
-                chunk = list(candidates.exclude(pk__in=refused)[:need])
+                chunk = list(candidates.exclude(pk__in=seen)[:need])
                 if not chunk:
                     break
                 leased = dict(
@@ -498,11 +498,10 @@ def lease_tasks(*, project: Project, annotator: AbstractBaseUser, count: int) ->
                     .annotate(n=Count("id"))
                 )
                 for task in chunk:
+                    seen.append(task.pk)
                     if task.annotation_count + leased.get(task.pk, 0) < project.overlap + task.extra_answers:
                         fresh.append(task)
                         need -= 1
-                    else:
-                        refused.append(task.pk)
             # A row may exist from an expired or skipped lease: take it over.
             Lease.objects.bulk_create(
                 [Lease(task=task, annotator=annotator, expires_at=expires) for task in fresh],
