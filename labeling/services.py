@@ -16,7 +16,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -51,7 +51,7 @@ from .models import (
 log = logging.getLogger(__name__)
 User = get_user_model()
 
-URL_JOB_CHUNK = 25
+URL_JOB_CHUNK = 100
 # Batches whose tasks are handed out to annotators.
 LABELABLE_BATCH_STATUSES = (BatchStatus.FINALIZED, BatchStatus.LABELING)
 # How many tasks one annotator may hold at once (grid mode's page is the largest user).
@@ -358,13 +358,51 @@ def ingest_urls(*, batch: Batch, items: list[dict[str, Any]]) -> list[dict[str, 
                 results[i] = {"name": task.unique_id, "status": "duplicate", "task_id": existing[task.unique_id]}
             else:
                 fresh.append((i, task))
-        Task.objects.bulk_create([t for _, t in fresh], batch_size=2000)
+        _insert_tasks([t for _, t in fresh])
         for i, task in fresh:
             results[i] = {"name": task.unique_id or task.source_url, "status": "created", "task_id": task.pk}
         task_ids = [t.pk for _, t in fresh]
         if task_ids:
             transaction.on_commit(lambda: _enqueue_downloads(task_ids))
     return [r for r in results if r is not None]
+
+
+def _insert_tasks(tasks: list[Task]) -> None:
+    """`bulk_create` for many similar tasks, without Django's per-field preparation on PostgreSQL.
+
+    URL tasks of one request share every column but unique_id, metadata and source_url, so those
+    three are prepared per row and the rest once; ids come back through RETURNING, as bulk_create's do.
+    Other databases take the plain bulk_create.
+    """
+    if connection.vendor != "postgresql" or not tasks:
+        Task.objects.bulk_create(tasks, batch_size=2000)
+        return
+    from psycopg2.extras import execute_values
+
+    fields = [f for f in Task._meta.concrete_fields if not f.primary_key]
+    varying = {"unique_id", "metadata", "source_url"}
+    now = timezone.now()
+    shared = {
+        f.attname: f.get_db_prep_save(now if f.attname == "created_at" else getattr(tasks[0], f.attname), connection)
+        for f in fields
+        if f.attname not in varying
+    }
+    prep = {f.attname: f for f in fields if f.attname in varying}
+    rows = [
+        tuple(
+            prep[f.attname].get_db_prep_save(getattr(t, f.attname), connection) if f.attname in prep else shared[f.attname]
+            for f in fields
+        )
+        for t in tasks
+    ]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    sql = f"INSERT INTO {connection.ops.quote_name(Task._meta.db_table)} ({columns}) VALUES %s RETURNING id"  # noqa: S608 - names from the model
+    with connection.cursor() as cursor:
+        ids = execute_values(cursor.cursor, sql, rows, page_size=2000, fetch=True)
+    for task, (pk,) in zip(tasks, ids, strict=True):
+        task.pk = task.id = pk
+        task.created_at = now
+        task._state.adding = False
 
 
 def _url_problem(url: Any) -> str | None:
