@@ -91,10 +91,10 @@ def main() -> None:
         r.raise_for_status()
         print(f"accept URLs  : {r.json()['summary']} in {elapsed:.2f} s = {args.urls / elapsed:,.0f} tasks/s, "
               f"peak worker RSS {server.peak_rss_mb():.0f} MB")
-    from winnow.celery import app  # noqa: PLC0415 - drop the queued downloads nobody will run
+    # Drop the queued downloads nobody will run.
+    import redis
 
-    app.conf.broker_url = server.env["CELERY_BROKER_URL"]
-    app.control.purge()
+    redis.Redis.from_url(server.env["CELERY_BROKER_URL"]).flushdb()
 
 
 if __name__ == "__main__":

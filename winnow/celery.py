@@ -12,7 +12,7 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(related_name="jobs")
 
 # The filesystem broker needs its folders before the first message.
-for _key in ("data_folder_in", "data_folder_out", "processed_folder"):
+for _key in ("data_folder_in", "data_folder_out", "processed_folder", "control_folder"):
     _folder = app.conf.broker_transport_options.get(_key)
     if _folder:
         Path(_folder).mkdir(parents=True, exist_ok=True)
