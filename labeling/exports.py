@@ -20,9 +20,7 @@ from .models import Annotation, Project, Task
 CHUNK = 2000
 
 
-def _media(base_url: str, name: str | None) -> str | None:
-    if not name:
-        return None
+def _media(base_url: str, name: str) -> str:
     return f"{base_url.rstrip('/')}/{settings.MEDIA_URL.strip('/')}/{name}"
 
 
@@ -39,54 +37,59 @@ def task_rows(*, project: Project, base_url: str, batch_id: Any = None) -> Itera
         "final_choice_id", "decided_by", "agreement", "is_gold", "gold_choice_id", "created_at", "completed_at",
         "asset__sha256", "asset__file", "asset__width", "asset__height", "asset__format", "asset__byte_size",
     )
+    media = _media(base_url, "")
     last_id = 0
     while True:
-        chunk = list(tasks.filter(id__gt=last_id).order_by("id").values(*fields)[:CHUNK])
+        # Plain tuples, not model instances or dicts: this loop is the export's hot path.
+        chunk = list(tasks.filter(id__gt=last_id).order_by("id").values_list(*fields)[:CHUNK])
         if not chunk:
             return
-        last_id = chunk[-1]["id"]
+        last_id = chunk[-1][0]
         answers: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for a in (
+        for task_id, annotator_id, choice_id, duration_ms, created_at in (
             Annotation.objects.live()
-            .filter(task_id__in=[t["id"] for t in chunk])
-            .order_by("id")
-            .values("task_id", "annotator_id", "choice_id", "duration_ms", "created_at")
+            .filter(task_id__in=[t[0] for t in chunk])
+            .order_by("task_id", "id")
+            .values_list("task_id", "annotator_id", "choice_id", "duration_ms", "created_at")
         ):
-            answers[a["task_id"]].append(
+            answers[task_id].append(
                 {
-                    "annotator_id": a["annotator_id"],
-                    "annotator": users.get(a["annotator_id"]),
-                    "choice": choices.get(a["choice_id"]),
-                    "duration_ms": a["duration_ms"],
-                    "created_at": a["created_at"].isoformat(),
+                    "annotator_id": annotator_id,
+                    "annotator": users.get(annotator_id),
+                    "choice": choices.get(choice_id),
+                    "duration_ms": duration_ms,
+                    "created_at": created_at.isoformat(),
                 }
             )
-        for t in chunk:
+        for (
+            task_id, unique_id, batch, status, error, metadata, source_url, source_name, final_choice_id, decided_by,
+            agreement, is_gold, gold_choice_id, created_at, completed_at, sha256, file, width, height, fmt, byte_size,
+        ) in chunk:
             yield {
-                "id": t["id"],
-                "unique_id": t["unique_id"],
-                "batch": {"id": t["batch_id"], "name": batches.get(t["batch_id"])},
-                "status": t["status"],
-                "error": t["error"] or None,
+                "id": task_id,
+                "unique_id": unique_id,
+                "batch": {"id": batch, "name": batches.get(batch)},
+                "status": status,
+                "error": error or None,
                 "image": {
-                    "sha256": t["asset__sha256"],
-                    "url": _media(base_url, t["asset__file"]),
-                    "width": t["asset__width"],
-                    "height": t["asset__height"],
-                    "format": t["asset__format"],
-                    "byte_size": t["asset__byte_size"],
-                    "source_url": t["source_url"] or None,
-                    "source_name": t["source_name"] or None,
+                    "sha256": sha256,
+                    "url": media + file if file else None,
+                    "width": width,
+                    "height": height,
+                    "format": fmt,
+                    "byte_size": byte_size,
+                    "source_url": source_url or None,
+                    "source_name": source_name or None,
                 },
-                "metadata": t["metadata"],
-                "answer": choices.get(t["final_choice_id"]),
-                "decided_by": t["decided_by"] or None,
-                "agreement": t["agreement"],
-                "is_gold": t["is_gold"],
-                "gold_answer": choices.get(t["gold_choice_id"]),
-                "annotations": answers.get(t["id"], []),
-                "created_at": t["created_at"].isoformat(),
-                "completed_at": t["completed_at"].isoformat() if t["completed_at"] else None,
+                "metadata": metadata,
+                "answer": choices.get(final_choice_id),
+                "decided_by": decided_by or None,
+                "agreement": agreement,
+                "is_gold": is_gold,
+                "gold_answer": choices.get(gold_choice_id),
+                "annotations": answers.get(task_id, []),
+                "created_at": created_at.isoformat(),
+                "completed_at": completed_at.isoformat() if completed_at else None,
             }
 
 

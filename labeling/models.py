@@ -261,6 +261,8 @@ class Task(models.Model):
             # The leasing query scans queued tasks of a project in id order.
             models.Index(fields=["project", "status", "id"], name="task_queue_idx"),
             models.Index(fields=["batch", "status"], name="task_batch_status_idx"),
+            # Exports and listings walk a project's tasks in id order (keyset pagination).
+            models.Index(fields=["project", "id"], name="task_project_id_idx"),
         ]
 
     def __str__(self) -> str:
