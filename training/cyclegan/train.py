@@ -49,6 +49,7 @@ from .model import (
 CHECKPOINT_FORMAT = "winnow-cyclegan/1"
 LOSS_NAMES = ("G_A", "G_B", "D_A", "D_B", "cycle_A", "cycle_B", "idt_A", "idt_B")
 SAMPLE_COUNT = 4  # rows in a sample grid
+MIN_TRANSLATE_SIDE = 16
 
 LogFn = Callable[[dict[str, Any]], None]
 StopFn = Callable[[], bool]
@@ -387,10 +388,12 @@ def translate(generator: nn.Module, image: Image.Image) -> Image.Image:
     mode = "L" if channels == 1 else "RGB"
     x = to_model_range(pil_to_uint8(image.convert(mode))).unsqueeze(0).to(parameter.device)  # (1, C, H, W)
     h, w = x.shape[-2:]
+    if min(h, w) < MIN_TRANSLATE_SIDE:
+        # The residual blocks reflect-pad a quarter-resolution map, which needs a few pixels to reflect.
+        raise ValueError(f"image must be at least {MIN_TRANSLATE_SIDE} px on each side, got {w}x{h}")
     pad_h, pad_w = (-h) % 4, (-w) % 4
     if pad_h or pad_w:
-        padding_mode = "reflect" if min(h, w) > 4 else "replicate"
-        x = nn.functional.pad(x, (0, pad_w, 0, pad_h), mode=padding_mode)
+        x = nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
     y = generator(x)[..., :h, :w]  # (1, C, H, W)
     return to_pil(y[0])
 

@@ -1,0 +1,296 @@
+"""The torch-only CycleGAN package: model shapes, paper defaults, pool, schedule, training, resume, inference.
+
+CPU, 32x32 images, ngf/ndf 8, a handful of iterations. GPU-only checks skip without CUDA.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from training.cyclegan.data import Domains, UnpairedBatchSampler, load_image
+from training.cyclegan.model import (
+    CycleGANConfig,
+    ImagePool,
+    PatchDiscriminator,
+    ResnetGenerator,
+    lr_factor,
+)
+from training.cyclegan.train import (
+    LOSS_NAMES,
+    export_generators,
+    load_checkpoint,
+    load_generator,
+    train,
+    translate,
+)
+
+gpu = pytest.mark.gpu
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def write_images(folder: Path, n: int, seed: int, size: tuple[int, int] = (48, 40)) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    paths = []
+    for i in range(n):
+        array = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        path = folder / (f"{i}.jpg" if i % 2 else f"{i}.png")  # both decoders
+        Image.fromarray(array).save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def domains(tmp_path: Path) -> Domains:
+    return Domains(write_images(tmp_path / "a", 4, seed=1), write_images(tmp_path / "b", 6, seed=2))
+
+
+def tiny(**overrides: object) -> CycleGANConfig:
+    settings = dict(
+        image_size=32,
+        ngf=8,
+        ndf=8,
+        epochs=1,
+        decay_epochs=1,
+        batch_size=2,
+        num_workers=0,
+        log_every=1,
+        sample_every=2,
+        checkpoint_every=2,
+        keep_checkpoints=2,
+        pool_size=4,
+    )
+    settings.update(overrides)
+    return CycleGANConfig(**settings)  # type: ignore[arg-type]
+
+
+# --- the model --------------------------------------------------------------------------------
+
+
+def test_config_defaults_are_the_papers() -> None:
+    cfg = CycleGANConfig()
+    assert (cfg.image_size, cfg.load_size, cfg.n_blocks, cfg.n_layers_d) == (256, 286, 9, 3)
+    assert (cfg.ngf, cfg.ndf, cfg.lambda_cycle, cfg.lambda_identity, cfg.pool_size) == (64, 64, 10.0, 0.5, 50)
+    assert (cfg.lr, cfg.beta1, cfg.batch_size, cfg.epochs, cfg.decay_epochs) == (2e-4, 0.5, 1, 100, 100)
+    assert CycleGANConfig(image_size=128).n_blocks == 6
+    assert CycleGANConfig(image_size=128, n_blocks=9).n_blocks == 9
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"image_size": 30}, "multiple of 4"),
+        ({"image_size": 64, "load_size": 32}, "load_size"),
+        ({"lr": 0}, "lr"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"epochs": 0, "decay_epochs": 0}, "at least 1"),
+        ({"precision": "fp8"}, "precision"),
+        ({"lambda_cycle": -1}, "negative"),
+        ({"input_nc": 1}, "lambda_identity"),
+    ],
+)
+def test_config_refuses_nonsense(overrides: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CycleGANConfig(**overrides)
+
+
+def test_config_round_trips_through_a_dict_and_ignores_unknown_keys() -> None:
+    cfg = tiny()
+    assert CycleGANConfig.from_dict({**cfg.to_dict(), "added_later": 1}) == cfg
+
+
+@pytest.mark.parametrize("size", [32, 64])
+def test_generator_output_shape_equals_input_shape(size: int) -> None:
+    net = ResnetGenerator(ngf=8, n_blocks=2)
+    x = torch.randn(2, 3, size, size)
+    y = net(x)
+    assert y.shape == x.shape
+    assert y.abs().max() <= 1  # tanh
+
+
+def test_patch_discriminator_scores_70px_patches() -> None:
+    # n_layers 3: three stride-2 convs then two stride-1 4x4 convs -> 256 px in, 30 x 30 patch scores out.
+    assert PatchDiscriminator(ndf=8)(torch.randn(1, 3, 256, 256)).shape == (1, 1, 30, 30)
+
+
+def test_image_pool_fills_then_swaps_half_the_time() -> None:
+    torch.manual_seed(0)
+    pool = ImagePool(2)
+    first = torch.arange(2, dtype=torch.float).view(2, 1, 1, 1)
+    assert torch.equal(pool.query(first), first)  # not full yet: pass-through, and stored
+    assert len(pool.images) == 2
+    swapped = passed = 0
+    for value in range(10, 210):
+        image = torch.full((1, 1, 1, 1), float(value))
+        before = sorted(stored.item() for stored in pool.images)
+        out = pool.query(image)
+        after = sorted(stored.item() for stored in pool.images)
+        if torch.equal(out, image):
+            passed += 1
+            assert after == before  # passed through, pool untouched
+        else:
+            swapped += 1  # an older image came back and the new one took its place
+            assert out.item() in before
+            assert after == sorted([v for v in before if v != out.item()] + [float(value)])
+        assert len(pool.images) == 2  # never grows past its size
+    assert 60 < swapped < 140 and swapped + passed == 200
+    assert torch.equal(ImagePool(0).query(first), first)
+
+
+def test_lr_is_constant_then_decays_linearly_to_zero() -> None:
+    # 2 steps per epoch, 2 constant epochs, 2 decay epochs.
+    values = [lr_factor(step, 2, 2, 2) for step in range(8)]
+    assert values == [1.0, 1.0, 1.0, 1.0, 1.0, 0.75, 0.5, 0.25]
+    assert lr_factor(8, 2, 2, 2) == 0.0
+    assert lr_factor(100, 2, 2, 0) == 1.0
+
+
+# --- the data pipeline ------------------------------------------------------------------------
+
+
+def test_sampler_is_addressed_by_step_so_a_resume_sees_the_same_batches() -> None:
+    fresh = iter(UnpairedBatchSampler(5, 7, batch_size=2, seed=3))
+    batches = [next(fresh) for _ in range(9)]
+    resumed = iter(UnpairedBatchSampler(5, 7, batch_size=2, seed=3, start_step=4))
+    assert [next(resumed) for _ in range(5)] == batches[4:]
+    assert all(0 <= a < 5 and 0 <= b < 7 for batch in batches for a, b in batch)
+
+
+def test_jpeg_draft_decoding_never_goes_below_the_requested_size(tmp_path: Path) -> None:
+    path = write_images(tmp_path, 2, seed=4, size=(800, 600))[1]  # the .jpg
+    image = load_image(path, size=64)
+    assert min(image.size) >= 64 and image.size[0] < 800  # decoded at a reduced scale
+
+
+def test_an_empty_domain_is_refused(tmp_path: Path) -> None:
+    data = Domains(write_images(tmp_path, 2, seed=5), [])
+    with pytest.raises(ValueError, match="domain B has no images"):
+        train(tiny(), data, tmp_path / "out", lambda m: None, lambda: False)
+
+
+# --- training ---------------------------------------------------------------------------------
+
+
+def test_a_short_run_logs_finite_losses_and_writes_samples_and_checkpoints(domains: Domains, tmp_path: Path) -> None:
+    logs: list[dict] = []
+    samples: list[tuple[Path, int]] = []
+    checkpoints: list[tuple[Path, int]] = []
+    result = train(
+        tiny(),
+        domains,
+        tmp_path / "run",
+        logs.append,
+        lambda: False,
+        on_sample=lambda path, step: samples.append((path, step)),
+        on_checkpoint=lambda path, step, removed: checkpoints.append((path, step)),
+    )
+    # max(4, 6) images / batch 2 = 3 steps per epoch, 2 epochs.
+    assert (result.step, result.total_steps, result.stopped) == (6, 6, "completed")
+    assert [m["step"] for m in logs] == [1, 2, 3, 4, 5, 6]
+    for metrics in logs:
+        assert set(LOSS_NAMES) <= set(metrics)
+        assert all(math.isfinite(metrics[name]) for name in LOSS_NAMES)
+    assert [m["lr"] for m in logs[:3]] == [2e-4] * 3 and logs[-1]["lr"] < logs[3]["lr"]
+    assert [step for _, step in samples] == [2, 4, 6]
+    with Image.open(samples[-1][0]) as grid:
+        assert grid.size == (6 * 32, 4 * 32)  # real A, fake B, rec A, real B, fake A, rec B; 4 rows
+    assert [step for _, step in checkpoints] == [2, 4, 6]
+    kept = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert kept == ["step_00000004.pt", "step_00000006.pt"]  # keep_checkpoints=2, no temp files left
+
+
+def test_a_checkpoint_is_self_describing_and_round_trips(domains: Domains, tmp_path: Path) -> None:
+    result = train(tiny(), domains, tmp_path / "run", lambda m: None, lambda: False)
+    state = load_checkpoint(result.checkpoint)
+    assert {
+        "config",
+        "G_ab",
+        "G_ba",
+        "D_a",
+        "D_b",
+        "opt_G",
+        "opt_D",
+        "sched_G",
+        "sched_D",
+        "scaler",
+        "step",
+        "rng",
+    } <= set(state)
+    assert state["step"] == 6 and CycleGANConfig.from_dict(state["config"]) == tiny()
+    assert not any(key.startswith(("_orig_mod", "module.")) for key in state["G_ab"])  # portable keys
+    generator = load_generator(result.checkpoint, "BA")
+    again = load_generator(export_generators(result.checkpoint, tmp_path / "weights.pt"), "BA")
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert torch.equal(generator(x), again(x))
+    assert torch.allclose(generator(x), load_generator(result.checkpoint, "BA")(x))
+
+
+def test_resume_continues_at_the_saved_step(domains: Domains, tmp_path: Path) -> None:
+    polls = 0
+
+    def stop_after_three() -> bool:
+        nonlocal polls
+        polls += 1
+        return polls > 3
+
+    first = train(tiny(), domains, tmp_path / "run", lambda m: None, stop_after_three)
+    assert (first.stopped, first.step) == ("cancelled", 3)
+    assert first.checkpoint is not None and first.checkpoint.name == "step_00000003.pt"  # saved on stop
+
+    logs: list[dict] = []
+    second = train(tiny(), domains, tmp_path / "run", logs.append, lambda: False, resume_from=first.checkpoint)
+    assert [m["step"] for m in logs] == [4, 5, 6]  # continued, not restarted
+    assert (second.stopped, second.step) == ("completed", 6)
+    assert logs[0]["lr"] == pytest.approx(2e-4 * lr_factor(3, 3, 1, 1))
+    assert load_checkpoint(second.checkpoint)["sched_G"]["last_epoch"] == 6
+
+
+def test_a_time_limit_stops_the_run_with_a_checkpoint(domains: Domains, tmp_path: Path) -> None:
+    result = train(tiny(time_limit_s=1e-6), domains, tmp_path / "run", lambda m: None, lambda: False)
+    assert result.stopped == "time_limit" and result.step == 0 and result.checkpoint is None
+
+
+@pytest.mark.parametrize("size", [(37, 23), (64, 48), (16, 17)])
+def test_translate_keeps_the_image_size(size: tuple[int, int]) -> None:
+    generator = ResnetGenerator(ngf=8, n_blocks=1).eval()
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8))
+    out = translate(generator, image.convert("L"))  # any mode in, the generator's channels out
+    assert out.size == size and out.mode == "RGB"
+
+
+def test_translate_refuses_an_image_too_small_to_pad() -> None:
+    with pytest.raises(ValueError, match="at least 16 px"):
+        translate(ResnetGenerator(ngf=8, n_blocks=1), Image.new("RGB", (15, 40)))
+
+
+def test_load_generator_refuses_other_files(tmp_path: Path) -> None:
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a CycleGAN checkpoint"):
+        load_generator(tmp_path / "other.pt", "AB")
+
+
+# --- GPU --------------------------------------------------------------------------------------
+
+
+@gpu
+@needs_cuda
+@pytest.mark.parametrize("precision", ["bf16", "fp16", "fp32"])
+def test_cuda_training_is_finite_in_every_precision(domains: Domains, tmp_path: Path, precision: str) -> None:
+    logs: list[dict] = []
+    result = train(tiny(precision=precision), domains, tmp_path / "run", logs.append, lambda: False)
+    assert result.stopped == "completed"
+    assert all(math.isfinite(m[name]) for m in logs for name in LOSS_NAMES)
+
+
+@gpu
+@needs_cuda
+def test_compiled_training_saves_uncompiled_keys(domains: Domains, tmp_path: Path) -> None:
+    result = train(tiny(compile=True), domains, tmp_path / "run", lambda m: None, lambda: False)
+    generator = load_generator(result.checkpoint, "AB", device="cuda")
+    assert generator(torch.zeros(1, 3, 32, 32, device="cuda")).shape == (1, 3, 32, 32)
