@@ -316,13 +316,13 @@ def ingest_urls(*, batch: Batch, items: list[dict[str, Any]]) -> list[dict[str, 
             f"{len(items):,} tasks in one request is over the limit of {settings.INGEST_MAX_URL_TASKS:,}; send several requests"
         )
     results: list[dict[str, Any] | None] = [None] * len(items)
-    pending: list[tuple[int, Task]] = []
+    pending: list[tuple[int, str | None, dict[str, Any], str]] = []  # (item index, unique_id, metadata, url)
     seen: dict[str, int] = {}
     for i, item in enumerate(items):
-        name = str(item.get("unique_id") or item.get("image_url") or f"item {i}")
         if not isinstance(item, dict):
             results[i] = _result(f"item {i}", "rejected", reason="each task must be an object with image_url")
             continue
+        name = str(item.get("unique_id") or item.get("image_url") or f"item {i}")
         url = item.get("image_url")
         reason = _url_problem(url)
         unique_id = item.get("unique_id")
@@ -339,12 +339,11 @@ def ingest_urls(*, batch: Batch, items: list[dict[str, Any]]) -> list[dict[str, 
                 results[i] = _result(name, "duplicate", reason=f"unique_id repeated in this request (item {seen[unique_id]})")
                 continue
             seen[unique_id] = i
-        pending.append((i, Task(project_id=batch.project_id, batch=batch, unique_id=unique_id, metadata=metadata,
-                               source_url=url, status=TaskStatus.PENDING)))
+        pending.append((i, unique_id, metadata, url))
     with transaction.atomic():
         # One ingest at a time per project, so "does this unique_id exist?" cannot race.
         Project.objects.select_for_update().filter(pk=batch.project_id).values_list("id").get()
-        ids = [t.unique_id for _, t in pending if t.unique_id is not None]
+        ids = [unique_id for _, unique_id, _, _ in pending if unique_id is not None]
         existing: dict[str, int] = {}
         for start in range(0, len(ids), 5000):
             existing.update(
@@ -352,57 +351,53 @@ def ingest_urls(*, batch: Batch, items: list[dict[str, Any]]) -> list[dict[str, 
                     "unique_id", "id"
                 )
             )
-        fresh: list[tuple[int, Task]] = []
-        for i, task in pending:
-            if task.unique_id in existing:
-                results[i] = {"name": task.unique_id, "status": "duplicate", "task_id": existing[task.unique_id]}
+        fresh = []
+        for row in pending:
+            if row[1] in existing:
+                results[row[0]] = {"name": row[1], "status": "duplicate", "task_id": existing[row[1]]}
             else:
-                fresh.append((i, task))
-        _insert_tasks([t for _, t in fresh])
-        for i, task in fresh:
-            results[i] = {"name": task.unique_id or task.source_url, "status": "created", "task_id": task.pk}
-        task_ids = [t.pk for _, t in fresh]
+                fresh.append(row)
+        task_ids = _insert_url_tasks(batch, [(unique_id, metadata, url) for _, unique_id, metadata, url in fresh])
+        for (i, unique_id, _, url), task_id in zip(fresh, task_ids, strict=True):
+            results[i] = {"name": unique_id or url, "status": "created", "task_id": task_id}
         if task_ids:
             transaction.on_commit(lambda: _enqueue_downloads(task_ids))
     return [r for r in results if r is not None]
 
 
-def _insert_tasks(tasks: list[Task]) -> None:
-    """`bulk_create` for many similar tasks, without Django's per-field preparation on PostgreSQL.
+def _insert_url_tasks(batch: Batch, rows: list[tuple[str | None, dict[str, Any], str]]) -> list[int]:
+    """Insert pending URL tasks (unique_id, metadata, url) and return their ids, in order.
 
-    URL tasks of one request share every column but unique_id, metadata and source_url, so those
-    three are prepared per row and the rest once; ids come back through RETURNING, as bulk_create's do.
-    Other databases take the plain bulk_create.
+    On PostgreSQL this skips the ORM's per-object work: the tasks of one request share every column
+    but those three, so the shared values are prepared once from a prototype task and the rows go
+    in with one multi-row INSERT … RETURNING id per 2,000. Other databases take bulk_create.
     """
-    if connection.vendor != "postgresql" or not tasks:
+    if not rows:
+        return []
+    prototype = Task(project_id=batch.project_id, batch=batch, status=TaskStatus.PENDING, created_at=timezone.now())
+    if connection.vendor != "postgresql":
+        tasks = [
+            Task(project_id=batch.project_id, batch=batch, status=TaskStatus.PENDING, unique_id=unique_id,
+                 metadata=metadata, source_url=url)
+            for unique_id, metadata, url in rows
+        ]
         Task.objects.bulk_create(tasks, batch_size=2000)
-        return
+        return [t.pk for t in tasks]
     from psycopg2.extras import execute_values
 
     fields = [f for f in Task._meta.concrete_fields if not f.primary_key]
-    varying = {"unique_id", "metadata", "source_url"}
-    now = timezone.now()
-    shared = {
-        f.attname: f.get_db_prep_save(now if f.attname == "created_at" else getattr(tasks[0], f.attname), connection)
-        for f in fields
-        if f.attname not in varying
-    }
-    prep = {f.attname: f for f in fields if f.attname in varying}
-    rows = [
-        tuple(
-            prep[f.attname].get_db_prep_save(getattr(t, f.attname), connection) if f.attname in prep else shared[f.attname]
-            for f in fields
-        )
-        for t in tasks
-    ]
+    varying = {"unique_id": 0, "metadata": 1, "source_url": 2}
+    shared = [None if f.attname in varying else f.get_db_prep_save(getattr(prototype, f.attname), connection) for f in fields]
+    metadata_field = Task._meta.get_field("metadata")
+    slots = [(n, varying.get(f.attname)) for n, f in enumerate(fields)]
+    values = []
+    for unique_id, metadata, url in rows:
+        row = (unique_id, metadata_field.get_db_prep_save(metadata, connection), url)
+        values.append(tuple(shared[n] if slot is None else row[slot] for n, slot in slots))
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-    sql = f"INSERT INTO {connection.ops.quote_name(Task._meta.db_table)} ({columns}) VALUES %s RETURNING id"  # noqa: S608 - names from the model
+    sql = f"INSERT INTO {connection.ops.quote_name(Task._meta.db_table)} ({columns}) VALUES %s RETURNING id"  # noqa: S608 - names come from the model
     with connection.cursor() as cursor:
-        ids = execute_values(cursor.cursor, sql, rows, page_size=2000, fetch=True)
-    for task, (pk,) in zip(tasks, ids, strict=True):
-        task.pk = task.id = pk
-        task.created_at = now
-        task._state.adding = False
+        return [pk for (pk,) in execute_values(cursor.cursor, sql, values, page_size=2000, fetch=True)]
 
 
 def _url_problem(url: Any) -> str | None:
@@ -418,8 +413,8 @@ def _url_problem(url: Any) -> str | None:
 def _enqueue_downloads(task_ids: list[int]) -> None:
     from . import jobs  # jobs imports services; import here to keep the module graph one-way
 
-    for start in range(0, len(task_ids), URL_JOB_CHUNK):
-        jobs.download_images.delay(task_ids[start : start + URL_JOB_CHUNK])
+    # One message from the request; the worker fans it out into download jobs of URL_JOB_CHUNK.
+    jobs.queue_downloads.delay(task_ids)
 
 
 def download_task_images(*, task_ids: Iterable[int]) -> None:
