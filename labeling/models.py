@@ -219,7 +219,10 @@ class TaskQuerySet(models.QuerySet["Task"]):
 
 
 class Task(models.Model):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
+    # Task rows are written in bulk (10k URL tasks per request), so every index is paid for on insert:
+    # the project FK is covered by the composite indexes below, and the choice FKs are looked up only
+    # when a choice is deleted, which the taxonomy editor does rarely and only for unused choices.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks", db_index=False)
     batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="tasks")
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="tasks", null=True, blank=True)
     # NULL, not "", for "no unique_id": the partial unique constraint below must ignore those rows.
@@ -234,12 +237,16 @@ class Task(models.Model):
     annotation_count = models.PositiveSmallIntegerField(default=0)
     # Answers wanted beyond the project's overlap, e.g. one more to break a tie.
     extra_answers = models.PositiveSmallIntegerField(default=0)
-    final_choice = models.ForeignKey(Choice, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    final_choice = models.ForeignKey(
+        Choice, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
     decided_by = models.CharField(max_length=10, choices=DecidedBy.choices, blank=True)
     agreement = models.FloatField(null=True, blank=True)
     # Gold: a task whose right answer the owner confirmed. Mixed into production to score annotators.
     is_gold = models.BooleanField(default=False)
-    gold_choice = models.ForeignKey(Choice, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    gold_choice = models.ForeignKey(
+        Choice, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
+    )
     # A gold task copied into a production batch points at the calibration task it came from.
     gold_source = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
