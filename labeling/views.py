@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import mimetypes
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import get_object_or_404, render
+from django.urls import NoReverseMatch, reverse
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 
-from .models import Project
+from .models import Membership, Project, Role
 
 
 def _authenticated(request: HttpRequest) -> bool:
@@ -39,9 +42,79 @@ def media(request: HttpRequest, path: str) -> HttpResponse:
     return response
 
 
+# The reviewer pages are built separately; the navigation links to the first of these names that resolves.
+REVIEW_URL_NAMES = ("labeling:review", "review")
+# Tasks the annotator page holds beyond the one on screen, images preloaded.
+ANNOTATE_LOOKAHEAD = 3
+GRID_SIZES = (24, 36, 48, 60)
+ROLE_HEADINGS = {Role.OWNER: "Projects you own", Role.REVIEWER: "Projects you review", Role.ANNOTATOR: "Projects you label"}
+
+
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
+    """The signed-in user's projects, grouped by their role in each."""
     memberships = (
         request.user.memberships.filter(project__deleted_at__isnull=True).select_related("project").order_by("project__name")
     )
-    return render(request, "labeling/home.html", {"memberships": memberships, "projects": Project.objects.none()})
+    groups = []
+    for role, heading in ROLE_HEADINGS.items():
+        rows = [{"membership": m, "review_url": review_url(m.project, m.role)} for m in memberships if m.role == role]
+        if rows:
+            groups.append({"role": role, "heading": heading, "rows": rows})
+    return render(request, "labeling/home.html", {"memberships": memberships, "groups": groups})
+
+
+def review_url(project: Project, role: str | None) -> str | None:
+    """The reviewer pages' address for this project, once those pages exist (they register the URL name)."""
+    if role not in (Role.REVIEWER, Role.OWNER):
+        return None
+    for name in REVIEW_URL_NAMES:
+        try:
+            return reverse(name, args=[project.pk])
+        except NoReverseMatch:
+            continue
+    return None
+
+
+def _project_page(request: HttpRequest, pk: int, template: str, *, owner_only: bool = False,
+                  extra: dict[str, Any] | None = None) -> HttpResponse:
+    project = get_object_or_404(Project.objects.alive(), pk=pk)
+    membership = Membership.objects.filter(project=project, user=request.user).first()
+    if membership is None:
+        raise PermissionDenied("you are not a member of this project")
+    if owner_only and membership.role != Role.OWNER:
+        raise PermissionDenied("only the project's owners may open this page")
+    context = {
+        "project": project,
+        "membership": membership,
+        "is_owner": membership.role == Role.OWNER,
+        "review_url": review_url(project, membership.role),
+        **(extra or {}),
+    }
+    return render(request, template, context)
+
+
+@login_required
+def annotate(request: HttpRequest, pk: int) -> HttpResponse:
+    """One large image at a time, answered with one key; the module prefetches what comes next."""
+    return _project_page(request, pk, "labeling/annotate.html", extra={"lookahead": ANNOTATE_LOOKAHEAD})
+
+
+@login_required
+def grid(request: HttpRequest, pk: int) -> HttpResponse:
+    """A page of thumbnails: select look-alikes, give them all one answer with one key."""
+    raw = request.GET.get("size", "48")
+    size = int(raw) if raw.isdigit() and int(raw) in GRID_SIZES else 48
+    return _project_page(request, pk, "labeling/grid.html", extra={"size": size, "sizes": GRID_SIZES})
+
+
+@login_required
+def project_settings(request: HttpRequest, pk: int) -> HttpResponse:
+    """Owner page: settings and the taxonomy editor."""
+    return _project_page(request, pk, "labeling/settings.html", owner_only=True)
+
+
+@login_required
+def batches(request: HttpRequest, pk: int) -> HttpResponse:
+    """Owner page: batches with their progress, new batches and uploads."""
+    return _project_page(request, pk, "labeling/batches.html", owner_only=True)

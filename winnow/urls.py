@@ -18,5 +18,6 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.+)$", labeling_views.media, name="media"),
+    path("", include("labeling.page_urls")),
     path("", labeling_views.home, name="home"),
 ]
