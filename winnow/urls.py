@@ -6,11 +6,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
 from labeling import views as labeling_views
-from winnow.views import healthz
+from winnow.views import healthz, signup
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
+    path("signup/", signup, name="signup"),
     path("api/v1/auth/token/", obtain_auth_token, name="api-token"),
     path("api/v1/", include("labeling.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
