@@ -143,7 +143,10 @@ grid.addEventListener("keydown", (event) => {
 // --- answering -------------------------------------------------------------------------------
 
 async function assign(choice) {
-  if (state.busy) return;
+  if (state.busy) {
+    say("Still saving the last answers; press the key again in a moment.", true);
+    return;
+  }
   const ids = state.tiles.map((t) => t.task.id).filter((id) => state.selected.has(id));
   if (!ids.length) {
     say("Select one or more images first, then press the choice's key.", true);
