@@ -89,8 +89,11 @@ def test_bad_files_are_rejected_with_reasons_and_the_rest_is_stored(batch, alice
     assert "over the limit" in items["big.png"]["reason"] and "MB" in items["big.png"]["reason"]
     assert items["empty.png"]["reason"] == "file is empty"
     assert Task.objects.count() == 1 and Asset.objects.count() == 1
-    # Only the stored image's file and thumbnail exist: rejected items leave nothing behind.
-    assert len(media_files() - before) == 2
+    # Rejected items leave nothing behind: any new file belongs to the stored image, and no temp files.
+    asset = Asset.objects.get()
+    assert {str(p) for p in media_files() - before} <= {asset.file.name, asset.thumbnail.name}
+    assert {asset.file.name, asset.thumbnail.name} <= {str(p) for p in media_files()}
+    assert not any(p.name.startswith(".tmp-") for p in media_files())
 
 
 def test_a_zip_is_unpacked_and_unsafe_members_are_refused(batch, alice, client_for):
