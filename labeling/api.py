@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
-from django.http import StreamingHttpResponse
+from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -15,8 +15,8 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from . import exports, services
-from .models import Annotation, Batch, Project, Task, TaskStatus
+from . import exports, services, splits
+from .models import Annotation, Batch, Project, Split, Task, TaskStatus
 from .permissions import IsProjectMember, IsProjectOwner, IsProjectOwnerOrReadOnly
 from .serializers import (
     AnswerSerializer,
@@ -62,6 +62,28 @@ class BulkAnswerItemSerializer(serializers.Serializer):
 
 class BulkAnswerSerializer(serializers.Serializer):
     answers = BulkAnswerItemSerializer(many=True)
+
+
+class SplitCreateSerializer(serializers.Serializer):
+    min_agreement = serializers.FloatField(min_value=0, max_value=1, required=False, allow_null=True, default=None)
+    val_fraction = serializers.FloatField(min_value=0, max_value=0.5, default=splits.DEFAULT_VAL_FRACTION)
+    test_fraction = serializers.FloatField(min_value=0, max_value=0.5, default=splits.DEFAULT_TEST_FRACTION)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if attrs["val_fraction"] + attrs["test_fraction"] >= 0.9:
+            raise ValidationError("val_fraction + test_fraction must stay under 0.9 so most images train")
+        return attrs
+
+
+class SplitSerializer(serializers.ModelSerializer):
+    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+
+    class Meta:
+        model = Split
+        fields = ["id", "project", "version", "status", "options", "counts", "manifest_sha256", "created_by",
+                  "created_at", "approved_by", "approved_at"]
+        read_only_fields = fields
 
 
 class ProjectViewSet(viewsets.ModelViewSet):
@@ -173,6 +195,18 @@ class ProjectViewSet(viewsets.ModelViewSet):
     def progress(self, request: Request, pk: str | None = None) -> Response:
         """Open batches' done and remaining tasks and the caller's answer count, for the annotator page."""
         return Response(services.annotator_progress(project=self.get_object(), annotator=request.user))
+
+    @extend_schema(request=SplitCreateSerializer, responses=SplitSerializer)
+    @action(detail=True, methods=["get", "post"], permission_classes=[IsProjectOwnerOrReadOnly])
+    def splits(self, request: Request, pk: str | None = None) -> Response:
+        """List the project's domain splits, or build the next version from its accepted batches (owners)."""
+        project = self.get_object()
+        if request.method == "POST":
+            body = SplitCreateSerializer(data=request.data)
+            body.is_valid(raise_exception=True)
+            split = splits.build_split(project=project, created_by=request.user, **body.validated_data)
+            return Response(SplitSerializer(split).data, status=status.HTTP_201_CREATED)
+        return Response(SplitSerializer(project.splits.select_related("created_by", "approved_by"), many=True).data)
 
     @extend_schema(request=None, responses=ProjectSerializer)
     @action(detail=True, methods=["post"], url_path="approve-calibration", permission_classes=[IsProjectOwner])
@@ -302,3 +336,34 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gen
         task = services.cancel_task(task=self.get_object())
         return Response(TaskSerializer(task, context={"request": request}).data)
 
+
+class SplitViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """Frozen domain splits: members read them; owners approve and export."""
+
+    serializer_class = SplitSerializer
+    permission_classes = [IsProjectOwnerOrReadOnly]
+    queryset = Split.objects.filter(project__deleted_at__isnull=True).select_related("project", "created_by", "approved_by")
+
+    @extend_schema(request=None, responses=SplitSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsProjectOwner])
+    def approve(self, request: Request, pk: str | None = None) -> Response:
+        split = splits.approve_split(split=self.get_object(), approved_by=request.user)
+        return Response(SplitSerializer(split).data)
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["get"])
+    def manifest(self, request: Request, pk: str | None = None) -> HttpResponse:
+        """The manifest exactly as stored: its sha256 is the split's `manifest_sha256`."""
+        split = self.get_object()
+        response = HttpResponse(splits.read_manifest(split), content_type="application/json")
+        response["Content-Disposition"] = f'attachment; filename="split-{split.project_id}-v{split.version}.json"'
+        return response
+
+    @extend_schema(request=None, responses={200: bytes})
+    @action(detail=True, methods=["get"], permission_classes=[IsProjectOwner])
+    def export(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
+        """A zip in ImageFolder layout (A/, B/) with manifest.json, streamed."""
+        split = self.get_object()
+        response = StreamingHttpResponse(splits.stream_zip(split), content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="split-{split.project_id}-v{split.version}.zip"'
+        return response

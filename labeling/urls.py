@@ -10,5 +10,6 @@ router = DefaultRouter()
 router.register("projects", api.ProjectViewSet, basename="project")
 router.register("batches", api.BatchViewSet, basename="batch")
 router.register("tasks", api.TaskViewSet, basename="task")
+router.register("splits", api.SplitViewSet, basename="split")
 
 urlpatterns = router.urls
