@@ -36,6 +36,11 @@ PROJECT_FIELDS = [
 ]
 
 
+# Actions annotators call for every image: their querysets skip what these responses never show.
+LABELING_ACTIONS = {"next_task", "next_tasks", "bulk_annotations", "progress", "annotations", "skip", "undo",
+                    "delete_my_annotation"}
+
+
 class LeasedTaskSerializer(serializers.ModelSerializer):
     """A task as an annotator sees it: the image and the lease, nothing that hints at the answer or at gold."""
 
@@ -96,6 +101,8 @@ class ProjectViewSet(viewsets.ModelViewSet):
     def get_queryset(self) -> QuerySet[Project]:
         if self.action == "list":
             return Project.objects.for_user(self.request.user).prefetch_related("choices")
+        if self.action in LABELING_ACTIONS:
+            return Project.objects.alive()  # the hot labeling path needs no taxonomy
         # Detail routes see every live project so a non-member gets a clear 403, not a guessing game.
         return Project.objects.alive().prefetch_related("choices")
 
@@ -262,6 +269,8 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gen
     pagination_class = TaskCursorPagination
 
     def get_queryset(self) -> QuerySet[Task]:
+        if self.action in LABELING_ACTIONS:
+            return Task.objects.alive().select_related("asset", "project")  # the hot labeling path
         queryset = Task.objects.alive().select_related("asset", "final_choice", "project").prefetch_related(
             Prefetch("annotations", queryset=Annotation.objects.select_related("annotator", "choice"))
         )

@@ -491,6 +491,10 @@ def lease_tasks(*, project: Project, annotator: AbstractBaseUser, count: int) ->
         project=project, status=TaskStatus.QUEUED, deleted_at__isnull=True, batch__status__in=LABELABLE_BATCH_STATUSES
     )
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # A lease is soft state: one lost in a crash just goes back to the pool, so don't wait for the WAL flush.
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL synchronous_commit TO OFF")
         held = list(
             queued.filter(leases__annotator=annotator, leases__expires_at__gt=now)
             .exclude(answered_by_me)
@@ -561,7 +565,7 @@ def submit_annotation(
     """
     _membership_for_labeling(task.project, annotator)
     with transaction.atomic():
-        task = Task.objects.select_for_update().select_related("project").get(pk=task.pk)
+        task = Task.objects.select_for_update(of=("self",)).select_related("project", "batch").get(pk=task.pk)
         choice = Choice.objects.filter(pk=choice_id, project_id=task.project_id).first()
         if choice is None:
             raise InvalidInput(f"choice {choice_id} is not one of this project's choices", code="bad_choice")
@@ -586,18 +590,18 @@ def submit_annotation(
         annotation = Annotation.objects.create(
             task=task, annotator=annotator, choice=choice, duration_ms=max(0, min(duration_ms, 24 * 3600 * 1000))
         )
-        lease.delete()
-        task.annotation_count = F("annotation_count") + 1
-        task.save(update_fields=["annotation_count"])
-        task.refresh_from_db(fields=["annotation_count"])
+        Lease.objects.filter(pk=lease.pk).delete()
+        # The row lock makes the count read above exact, so no F() expression and re-read are needed.
+        task.annotation_count += 1
+        Task.objects.filter(pk=task.pk).update(annotation_count=task.annotation_count)
         resolve_task(task=task)
         batch_id = task.batch_id
         if task.status == TaskStatus.COMPLETED:
             # Checked inside the transaction for the common case, and again after commit: two annotators
             # finishing the last two tasks at once each see the other's task still open until then.
-            _maybe_mark_labeled(batch_id)
-            transaction.on_commit(lambda: _maybe_mark_labeled(batch_id))
-        else:
+            _mark_labeled_if_done(batch_id)
+            transaction.on_commit(lambda: _mark_labeled_if_done(batch_id))
+        if task.batch.status == BatchStatus.FINALIZED:
             Batch.objects.filter(pk=batch_id, status=BatchStatus.FINALIZED).update(status=BatchStatus.LABELING)
     return annotation, True
 
@@ -639,13 +643,18 @@ def resolve_task(*, task: Task) -> Task:
 
 def _maybe_mark_labeled(batch_id: int) -> None:
     """Move a batch forward when answers arrive: finalized → labeling → labeled."""
-    open_work = Task.objects.alive().filter(batch_id=batch_id, status__in=[TaskStatus.PENDING, TaskStatus.QUEUED])
-    if not open_work.exists():
-        Batch.objects.filter(pk=batch_id, status__in=LABELABLE_BATCH_STATUSES).update(
-            status=BatchStatus.LABELED, labeled_at=timezone.now()
-        )
-    elif Annotation.objects.filter(task__batch_id=batch_id).exists():
+    if not _mark_labeled_if_done(batch_id) and Annotation.objects.filter(task__batch_id=batch_id).exists():
         Batch.objects.filter(pk=batch_id, status=BatchStatus.FINALIZED).update(status=BatchStatus.LABELING)
+
+
+def _mark_labeled_if_done(batch_id: int) -> bool:
+    """Mark the batch labeled when it has no open task left: one conditional UPDATE, so it is cheap on every answer."""
+    open_work = Task.objects.alive().filter(batch_id=batch_id, status__in=[TaskStatus.PENDING, TaskStatus.QUEUED])
+    return bool(
+        Batch.objects.filter(pk=batch_id, status__in=LABELABLE_BATCH_STATUSES)
+        .exclude(Exists(open_work))
+        .update(status=BatchStatus.LABELED, labeled_at=timezone.now())
+    )
 
 
 # --- skip, undo, grid answers, progress --------------------------------------------------------
