@@ -14,11 +14,13 @@ urlpatterns = [
     path("signup/", signup, name="signup"),
     path("api/v1/auth/token/", obtain_auth_token, name="api-token"),
     path("api/v1/", include("labeling.urls")),
+    path("api/v1/", include("training.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.+)$", labeling_views.media, name="media"),
     path("", include("labeling.page_urls")),
+    path("", include("training.page_urls")),
     path("", labeling_views.home, name="home"),
 ]

@@ -1,0 +1,179 @@
+"""REST API for training (/api/v1/runs/, /api/v1/augmentations/). Views parse, authorise, call one service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.files.storage import default_storage
+from django.db.models import QuerySet
+from django.http import FileResponse, HttpResponse
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from labeling.models import Role
+from labeling.permissions import IsProjectOwner, IsProjectOwnerOrReadOnly, role_in
+
+from . import services
+from .models import Augmentation, Run
+from .serializers import (
+    AugmentationSerializer,
+    AugmentRequestSerializer,
+    MetricPointSerializer,
+    RunCreateSerializer,
+    RunDetailSerializer,
+    RunSerializer,
+    TranslateSerializer,
+)
+
+MAX_METRIC_POINTS = 5000
+
+
+def _int_param(request: Request, name: str) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise ValidationError({name: [f"{name} must be a whole number"]})
+    return int(raw)
+
+
+def _file_response(name: str, content_type: str, filename: str | None = None) -> FileResponse:
+    if not name or not default_storage.exists(name):
+        raise NotFound("that file is no longer stored")
+    response = FileResponse(default_storage.open(name, "rb"), content_type=content_type)
+    if filename:
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+class RunViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """CycleGAN runs. Members of the project read them; owners start, cancel, resume and use them."""
+
+    permission_classes = [IsProjectOwnerOrReadOnly]
+
+    def get_queryset(self) -> QuerySet[Run]:
+        queryset = Run.objects.filter(project__deleted_at__isnull=True).select_related("split", "requested_by")
+        if self.action != "list":
+            # Every live run, so a non-member gets a clear 403 from the permission, not a 404.
+            return queryset.prefetch_related("checkpoints")
+        queryset = queryset.filter(project__memberships__user=self.request.user)
+        for name in ("project", "split"):
+            value = _int_param(self.request, name)
+            if value is not None:
+                queryset = queryset.filter(**{f"{name}_id": value})
+        return queryset
+
+    def get_serializer_class(self) -> type:
+        if self.action == "create":
+            return RunCreateSerializer
+        return RunDetailSerializer if self.action == "retrieve" else RunSerializer
+
+    @extend_schema(request=RunCreateSerializer, responses={201: RunDetailSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Start a run on an approved split: {"split": id, "config": {"image_size": 128, …}}."""
+        body = RunCreateSerializer(data=request.data, context={"request": request})
+        body.is_valid(raise_exception=True)
+        split = body.validated_data["split"]
+        if role_in(request.user, split.project) != Role.OWNER:
+            raise PermissionDenied("only the project's owners may start training runs")
+        run = services.start_run(split=split, config=body.validated_data["config"], requested_by=request.user)
+        return Response(RunDetailSerializer(run).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(parameters=[OpenApiParameter("project", int), OpenApiParameter("split", int)])
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=None, responses=RunDetailSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsProjectOwner])
+    def cancel(self, request: Request, pk: str | None = None) -> Response:
+        run = services.cancel_run(run=self.get_object())
+        return Response(RunDetailSerializer(run).data)
+
+    @extend_schema(request=None, responses=RunDetailSerializer)
+    @action(detail=True, methods=["post"], permission_classes=[IsProjectOwner])
+    def resume(self, request: Request, pk: str | None = None) -> Response:
+        """Queue a cancelled or failed run again; it continues from its last checkpoint."""
+        run = services.resume_run(run=self.get_object())
+        return Response(RunDetailSerializer(run).data)
+
+    @extend_schema(parameters=[OpenApiParameter("after", int, description="only steps after this one")],
+                   responses=MetricPointSerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def metrics(self, request: Request, pk: str | None = None) -> Response:
+        """Loss curves, lr and speed by step; poll with `after` = the last step you have."""
+        run = self.get_object()
+        points = run.metrics.filter(step__gt=_int_param(request, "after") or 0).order_by("step")[:MAX_METRIC_POINTS]
+        return Response(MetricPointSerializer(points, many=True).data)
+
+    @extend_schema(responses={(200, "image/png"): bytes})
+    @action(detail=True, methods=["get"], url_path=r"samples/(?P<step>\d+)")
+    def sample(self, request: Request, pk: str | None = None, step: str = "") -> FileResponse:
+        sample = self.get_object().samples.filter(step=int(step)).first()
+        if sample is None:
+            raise NotFound(f"run {pk} has no sample grid at step {step}")
+        return _file_response(sample.image.name, "image/png")
+
+    @extend_schema(parameters=[OpenApiParameter("checkpoint", int, description="default: the newest")],
+                   responses={(200, "application/octet-stream"): bytes})
+    @action(detail=True, methods=["get"], permission_classes=[IsProjectOwner])
+    def weights(self, request: Request, pk: str | None = None) -> FileResponse:
+        """Both generators and the config of a checkpoint, as a torch file (load with `load_generator`)."""
+        run = self.get_object()
+        checkpoint = services.pick_checkpoint(run=run, checkpoint_id=_int_param(request, "checkpoint"))
+        name = services.export_weights(checkpoint=checkpoint)
+        return _file_response(name, "application/octet-stream", f"run-{run.pk}-step-{checkpoint.step}-generators.pt")
+
+    @extend_schema(request={"multipart/form-data": TranslateSerializer}, responses={(200, "image/png"): bytes})
+    @action(detail=True, methods=["post"], permission_classes=[IsProjectOwner], parser_classes=[MultiPartParser, FormParser])
+    def translate(self, request: Request, pk: str | None = None) -> HttpResponse:
+        """Translate an uploaded image A->B or B->A; the answer is the PNG, the input's size."""
+        run = self.get_object()
+        body = TranslateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        upload = body.validated_data["image"]
+        upload.seek(0)
+        data, checkpoint, resized = services.translate_image(
+            run=run, file=upload, direction=body.validated_data["direction"],
+            checkpoint_id=body.validated_data.get("checkpoint"),
+        )
+        response = HttpResponse(data, content_type="image/png")
+        response["X-Winnow-Checkpoint-Step"] = str(checkpoint.step)
+        response["X-Winnow-Resized"] = "1" if resized else "0"
+        return response
+
+    @extend_schema(request=AugmentRequestSerializer, responses={202: AugmentationSerializer})
+    @action(detail=True, methods=["get", "post"], permission_classes=[IsProjectOwner],
+            parser_classes=[JSONParser, FormParser, MultiPartParser])
+    def augmentations(self, request: Request, pk: str | None = None) -> Response:
+        """List the run's augmentations, or queue one: N synthetic images of the minority domain."""
+        run = self.get_object()
+        if request.method == "GET":
+            return Response(AugmentationSerializer(run.augmentations.select_related("checkpoint"), many=True).data)
+        body = AugmentRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        augmentation = services.start_augmentation(
+            run=run, requested_by=request.user, count=body.validated_data.get("count"),
+            direction=body.validated_data.get("direction"), checkpoint_id=body.validated_data.get("checkpoint"),
+        )
+        return Response(AugmentationSerializer(augmentation).data, status=status.HTTP_202_ACCEPTED)
+
+
+class AugmentationViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    serializer_class = AugmentationSerializer
+    permission_classes = [IsProjectOwner]
+    queryset = Augmentation.objects.filter(run__project__deleted_at__isnull=True).select_related("run__project", "checkpoint")
+
+    @extend_schema(responses={(200, "application/zip"): bytes})
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: str | None = None) -> FileResponse:
+        """The zip: <domain>/synthetic-*.png and manifest.json marking every file synthetic."""
+        augmentation = self.get_object()
+        if not augmentation.file:
+            raise NotFound(f"augmentation {augmentation.pk} is {augmentation.status}; download it once it has succeeded")
+        return _file_response(augmentation.file.name, "application/zip", f"augmentation-{augmentation.pk}.zip")

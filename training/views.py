@@ -1,0 +1,41 @@
+"""Pages. Templates render the shell; frontend/run.js and frontend/training.js call the same API as clients."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+
+from labeling.models import Membership, Project, Role
+from labeling.views import review_url
+
+from .models import Run
+
+
+def _render(request: HttpRequest, project: Project, template: str, extra: dict) -> HttpResponse:
+    membership = Membership.objects.filter(project=project, user=request.user).first()
+    if membership is None:
+        raise PermissionDenied("you are not a member of this project")
+    context = {
+        "project": project,
+        "membership": membership,
+        "is_owner": membership.role == Role.OWNER,
+        "review_url": review_url(project, membership.role),
+        **extra,
+    }
+    return render(request, template, context)
+
+
+@login_required
+def project_training(request: HttpRequest, pk: int) -> HttpResponse:
+    """The project's splits (build, approve, export) and runs (start one on an approved split)."""
+    project = get_object_or_404(Project.objects.alive(), pk=pk)
+    return _render(request, project, "training/project.html", {})
+
+
+@login_required
+def run_page(request: HttpRequest, pk: int) -> HttpResponse:
+    """One run: status, progress and ETA, loss curves, sample grids, checkpoints, cancel/resume, translate."""
+    run = get_object_or_404(Run.objects.select_related("project", "split"), pk=pk, project__deleted_at__isnull=True)
+    return _render(request, run.project, "training/run.html", {"run": run})
