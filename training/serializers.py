@@ -55,9 +55,8 @@ class RunConfigSerializer(serializers.Serializer):
             raise serializers.ValidationError('config must be an object, e.g. {"image_size": 128, "epochs": 10}')
         unknown = sorted(set(data) - set(self.fields))
         if unknown:
-            raise serializers.ValidationError(
-                f"unknown config keys: {', '.join(unknown)}; known keys are {', '.join(self.fields)}"
-            )
+            known = ", ".join(self.fields)
+            raise serializers.ValidationError({key: [f"unknown config key; known keys are {known}"] for key in unknown})
         return super().to_internal_value(data)
 
     def validate_image_size(self, value: int) -> int:

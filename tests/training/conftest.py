@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,6 +13,13 @@ from PIL import Image
 
 from labeling import services, splits
 from labeling.models import Batch, BatchStatus, Choice, DecidedBy, Project, Split, Task, TaskStatus
+
+# Worker timings for tests, set before any worker subprocess copies the environment: a heartbeat
+# every half second and recovery after 5 s of silence (production: 5 s and 60 s). No loader
+# processes: the tiny images decode faster than processes start.
+os.environ.setdefault("WINNOW_RUN_HEARTBEAT_SECONDS", "0.5")
+os.environ.setdefault("WINNOW_RUN_STALE_SECONDS", "5")
+os.environ.setdefault("WINNOW_TRAINING_DATA_WORKERS", "0")
 
 # A config small enough for a CPU test: 32x32, 8 filters, one residual block, a few iterations.
 TINY_CONFIG = {
@@ -71,6 +79,6 @@ def accepted_batch(alice: Any) -> Callable[..., Batch]:
 @pytest.fixture
 def approved_split(project: Project, accepted_batch: Callable[..., Batch], alice: Any) -> Split:
     """Alice's approved split: 4 images of A, 3 of B (every partition counted; training reads train)."""
-    accepted_batch(project, "AAAABBB-")
+    accepted_batch(project, "AAAABBBBB-")
     split = splits.build_split(project=project, created_by=alice, val_fraction=0, test_fraction=0)
     return splits.approve_split(split=split, approved_by=alice)

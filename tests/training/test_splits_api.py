@@ -78,7 +78,7 @@ def test_the_manifest_is_served_exactly_as_hashed(approved_split: Split, alice: 
     assert response.status_code == 200
     assert hashlib.sha256(response.content).hexdigest() == approved_split.manifest_sha256
     manifest = json.loads(response.content)
-    assert manifest["version"] == approved_split.version and len(manifest["items"]) == 7
+    assert manifest["version"] == approved_split.version and len(manifest["items"]) == 9
     item = manifest["items"][0]
     asset = Asset.objects.get(sha256=item["sha256"])
     assert {"domain", "partition", "task", "batch", "choice", "agreement"} <= set(item)
@@ -113,7 +113,7 @@ def test_the_zip_export_is_imagefolder_with_the_manifest(approved_split: Split, 
     assert archive.testzip() is None
     names = archive.namelist()
     assert names[0] == "manifest.json"
-    assert sum(n.startswith("A/") for n in names) == 4 and sum(n.startswith("B/") for n in names) == 3
+    assert sum(n.startswith("A/") for n in names) == 4 and sum(n.startswith("B/") for n in names) == 5
     for name in names[1:]:
         sha = name.split("/")[1].split(".")[0]
         assert hashlib.sha256(archive.read(name)).hexdigest() == sha  # the file is the hashed image
