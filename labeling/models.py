@@ -265,8 +265,14 @@ class Task(models.Model):
             )
         ]
         indexes = [
-            # The leasing query scans queued tasks of a project in id order.
-            models.Index(fields=["project", "status", "id"], name="task_queue_idx"),
+            # The leasing query takes a batch's queued tasks in upload order. Partial, so it holds only the
+            # queue. Ordered by (created_at, id) rather than id alone on purpose: the primary key cannot give
+            # that order, so the planner never walks the answered tasks that cluster at the front of the
+            # table in pk order (its statistics cannot tell it they cluster there, and it would).
+            models.Index(
+                fields=["batch", "created_at", "id"], condition=Q(status="queued", deleted_at__isnull=True),
+                name="task_queued_idx",
+            ),
             models.Index(fields=["batch", "status"], name="task_batch_status_idx"),
             # Exports and listings walk a project's tasks in id order (keyset pagination).
             models.Index(fields=["project", "id"], name="task_project_id_idx"),

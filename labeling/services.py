@@ -471,12 +471,13 @@ def lease_next_task(*, project: Project, annotator: AbstractBaseUser) -> Task | 
 
 
 def lease_tasks(*, project: Project, annotator: AbstractBaseUser, count: int) -> list[Task]:
-    """Make sure the annotator holds up to `count` leased tasks and return them, in id order.
+    """Make sure the annotator holds up to `count` leased tasks and return them, oldest batch first.
 
     The annotator's own unexpired, unanswered leases come first and are renewed (so asking again is
     harmless: a page reload or a retried request gets the same tasks back). The rest are new: queued
     tasks they have not answered, nor skipped within `SKIP_COOLDOWN`, whose live answers plus other
-    people's unexpired leases are under the project's overlap. Candidate rows are taken with
+    people's unexpired leases are under the project's overlap; the oldest batch goes first, so batches
+    finish, and reach their audit, one after another. Candidate rows are taken with
     `SELECT … FOR UPDATE SKIP LOCKED`, so concurrent annotators never wait on each other; the lease
     count is then re-read under the row lock, because the first query's subquery sees the snapshot
     taken when it started and may miss a lease committed just before the lock was granted.
@@ -487,45 +488,51 @@ def lease_tasks(*, project: Project, annotator: AbstractBaseUser, count: int) ->
     now = timezone.now()
     expires = now + timedelta(seconds=project.lease_seconds)
     answered_by_me = Exists(Annotation.objects.live().filter(task=OuterRef("pk"), annotator=annotator))
-    queued = Task.objects.select_related("asset").filter(
-        project=project, status=TaskStatus.QUEUED, deleted_at__isnull=True, batch__status__in=LABELABLE_BATCH_STATUSES
-    )
+    queued = Task.objects.select_related("asset").filter(status=TaskStatus.QUEUED, deleted_at__isnull=True)
     with transaction.atomic():
         if connection.vendor == "postgresql":
             # A lease is soft state: one lost in a crash just goes back to the pool, so don't wait for the WAL flush.
             with connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
+        batches = list(
+            Batch.objects.alive()
+            .filter(project=project, status__in=LABELABLE_BATCH_STATUSES)
+            .order_by("id")
+            .values_list("id", flat=True)
+        )
         held = list(
-            queued.filter(leases__annotator=annotator, leases__expires_at__gt=now)
+            queued.filter(batch_id__in=batches, leases__annotator=annotator, leases__expires_at__gt=now)
             .exclude(answered_by_me)
-            .order_by("id")[:count]
+            .order_by("batch_id", "created_at", "id")[:count]
         )
         if held:
             Lease.objects.filter(annotator=annotator, task__in=held).update(expires_at=expires)
+        others = (
+            Lease.objects.filter(task=OuterRef("pk"), expires_at__gt=now)
+            .exclude(annotator=annotator)
+            .values("task")
+            .annotate(n=Count("id"))
+            .values("n")
+        )
+        mine_or_skipped = Lease.objects.filter(task=OuterRef("pk"), annotator=annotator).filter(
+            Q(expires_at__gt=now) | Q(skipped_at__gt=now - SKIP_COOLDOWN)
+        )
+        candidates = (
+            queued.select_for_update(skip_locked=True, of=("self",))
+            .exclude(answered_by_me)
+            .exclude(Exists(mine_or_skipped))
+            .alias(held=Coalesce(Subquery(others), Value(0)))
+            .filter(annotation_count__lt=project.overlap + F("extra_answers") - F("held"))
+            .order_by("created_at", "id")
+        )
         fresh: list[Task] = []
         need = count - len(held)
-        if need > 0:
-            others = (
-                Lease.objects.filter(task=OuterRef("pk"), expires_at__gt=now)
-                .exclude(annotator=annotator)
-                .values("task")
-                .annotate(n=Count("id"))
-                .values("n")
-            )
-            mine_or_skipped = Lease.objects.filter(task=OuterRef("pk"), annotator=annotator).filter(
-                Q(expires_at__gt=now) | Q(skipped_at__gt=now - SKIP_COOLDOWN)
-            )
-            candidates = (
-                queued.select_for_update(skip_locked=True, of=("self",))
-                .exclude(answered_by_me)
-                .exclude(Exists(mine_or_skipped))
-                .alias(held=Coalesce(Subquery(others), Value(0)))
-                .filter(annotation_count__lt=project.overlap + F("extra_answers") - F("held"))
-                .order_by("id")
-            )
-            seen: list[int] = []  # rows this transaction already locked: taken, or full after all
+        seen: list[int] = []  # rows this transaction already locked: taken, or full after all
+        # One batch at a time: batch equality and (created_at, id) order are what the partial index
+        # task_queued_idx serves, so the scan starts at the batch's first queued task and stops at the first fit.
+        for batch_id in batches:
             while need > 0:
-                chunk = list(candidates.exclude(pk__in=seen)[:need])
+                chunk = list(candidates.filter(batch_id=batch_id).exclude(pk__in=seen)[:need])
                 if not chunk:
                     break
                 leased = dict(
@@ -539,14 +546,16 @@ def lease_tasks(*, project: Project, annotator: AbstractBaseUser, count: int) ->
                     if task.annotation_count + leased.get(task.pk, 0) < project.overlap + task.extra_answers:
                         fresh.append(task)
                         need -= 1
-            # A row may exist from an expired or skipped lease: take it over.
-            Lease.objects.bulk_create(
-                [Lease(task=task, annotator=annotator, expires_at=expires) for task in fresh],
-                update_conflicts=True,
-                unique_fields=["task", "annotator"],
-                update_fields=["expires_at", "skipped_at"],
-            )
-    tasks = sorted(held + fresh, key=lambda t: t.pk)
+            if need <= 0:
+                break
+        # A row may exist from an expired or skipped lease: take it over.
+        Lease.objects.bulk_create(
+            [Lease(task=task, annotator=annotator, expires_at=expires) for task in fresh],
+            update_conflicts=True,
+            unique_fields=["task", "annotator"],
+            update_fields=["expires_at", "skipped_at"],
+        )
+    tasks = sorted(held + fresh, key=lambda t: (t.batch_id, t.created_at, t.pk))
     for task in tasks:
         task.lease_expires_at = expires  # type: ignore[attr-defined]
     return tasks
