@@ -13,6 +13,8 @@ from PIL import Image
 
 from labeling import services, splits
 from labeling.models import Batch, BatchStatus, Choice, DecidedBy, Project, Split, Task, TaskStatus
+from training import services as services_training
+from training.models import Run, RunStatus
 
 # Worker timings for tests, set before any worker subprocess copies the environment: a heartbeat
 # every half second and recovery after 5 s of silence (production: 5 s and 60 s). No loader
@@ -82,3 +84,17 @@ def approved_split(project: Project, accepted_batch: Callable[..., Batch], alice
     accepted_batch(project, "AAAABBBBB-")
     split = splits.build_split(project=project, created_by=alice, val_fraction=0, test_fraction=0)
     return splits.approve_split(split=split, approved_by=alice)
+
+
+@pytest.fixture
+def trained_run(transactional_db: Any, approved_split: Split, alice: Any) -> Run:
+    """A run of TINY_CONFIG trained to the end (10 steps) in this process, by the service the worker calls.
+
+    Created directly rather than through start_run, so no message reaches a worker.
+    """
+    run = Run.objects.create(project=approved_split.project, split=approved_split, requested_by=alice,
+                             config=services_training.resolve_config(TINY_CONFIG))
+    services_training.execute_run(run_id=run.pk)
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    return run

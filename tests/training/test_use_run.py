@@ -26,17 +26,6 @@ from training.models import Augmentation, AugmentationStatus, Checkpoint, Run, R
 from .conftest import TINY_CONFIG
 
 
-@pytest.fixture
-def trained_run(transactional_db: Any, approved_split: Split, alice: Any) -> Run:
-    # Created directly (not through start_run) so no message reaches a worker: this process trains it.
-    run = Run.objects.create(project=approved_split.project, split=approved_split, requested_by=alice,
-                             config=services.resolve_config(TINY_CONFIG))
-    services.execute_run(run_id=run.pk)
-    run.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED, run.error
-    return run
-
-
 def upload(size: tuple[int, int], fmt: str = "JPEG") -> io.BytesIO:
     array = np.random.default_rng(7).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
     out = io.BytesIO()
