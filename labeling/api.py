@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from . import exports, services, splits
 from .models import Annotation, Batch, Project, Split, Task, TaskStatus
-from .permissions import IsProjectMember, IsProjectOwner, IsProjectOwnerOrReadOnly
+from .permissions import IsProjectMember, IsProjectOwner, IsProjectOwnerOrReadOnly, ProjectPermission
 from .serializers import (
     AnswerSerializer,
     AssetSerializer,
@@ -36,7 +36,9 @@ PROJECT_FIELDS = [
 ]
 
 
-# Actions annotators call for every image: their querysets skip what these responses never show.
+# Actions annotators call for every image: their querysets skip what these responses never show, and
+# their services check membership (and a paused annotator) themselves, so the view does not query it twice.
+LABELING_PERMISSIONS = [ProjectPermission]
 LABELING_ACTIONS = {"next_task", "next_tasks", "bulk_annotations", "progress", "annotations", "skip", "undo",
                     "delete_my_annotation"}
 
@@ -167,7 +169,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
         return response
 
     @extend_schema(request=None, responses={200: LeasedTaskSerializer, 204: None})
-    @action(detail=True, methods=["post"], url_path="next-task", permission_classes=[IsProjectMember])
+    @action(detail=True, methods=["post"], url_path="next-task", permission_classes=LABELING_PERMISSIONS)
     def next_task(self, request: Request, pk: str | None = None) -> Response:
         project = self.get_object()
         task = services.lease_next_task(project=project, annotator=request.user)
@@ -176,7 +178,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
         return Response(LeasedTaskSerializer(task, context={"request": request}).data)
 
     @extend_schema(request=LeaseRequestSerializer, responses=LeasedTaskSerializer(many=True))
-    @action(detail=True, methods=["post"], url_path="next-tasks", permission_classes=[IsProjectMember])
+    @action(detail=True, methods=["post"], url_path="next-tasks", permission_classes=LABELING_PERMISSIONS)
     def next_tasks(self, request: Request, pk: str | None = None) -> Response:
         """Hold up to `count` leased tasks (your own unanswered leases first) and list them; [] when none is left."""
         project = self.get_object()
@@ -188,7 +190,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
         return Response({"tasks": LeasedTaskSerializer(tasks, many=True, context={"request": request}).data})
 
     @extend_schema(request=BulkAnswerSerializer, responses={200: dict})
-    @action(detail=True, methods=["post"], url_path="annotations/bulk", permission_classes=[IsProjectMember])
+    @action(detail=True, methods=["post"], url_path="annotations/bulk", permission_classes=LABELING_PERMISSIONS)
     def bulk_annotations(self, request: Request, pk: str | None = None) -> Response:
         """Answer many leased tasks at once (grid mode); each item succeeds or fails on its own."""
         project = self.get_object()
@@ -304,7 +306,7 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gen
         return super().list(request, *args, **kwargs)
 
     @extend_schema(request=AnswerSerializer, responses={201: dict, 200: dict})
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], permission_classes=LABELING_PERMISSIONS)
     def annotations(self, request: Request, pk: str | None = None) -> Response:
         """Answer a leased task. Idempotent: repeating the same answer returns the first (200)."""
         task = self.get_object()
@@ -320,21 +322,21 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gen
         )
 
     @extend_schema(request=None, responses={200: dict})
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], permission_classes=LABELING_PERMISSIONS)
     def skip(self, request: Request, pk: str | None = None) -> Response:
         """Give your lease on the task back unanswered; you will not get it again right away."""
         task = services.skip_task(task=self.get_object(), annotator=request.user)
         return Response({"task": task.pk, "skipped": True})
 
     @extend_schema(request=None, responses=LeasedTaskSerializer)
-    @action(detail=True, methods=["post"])
+    @action(detail=True, methods=["post"], permission_classes=LABELING_PERMISSIONS)
     def undo(self, request: Request, pk: str | None = None) -> Response:
         """Withdraw your answer to the task; the task is leased back to you to answer again."""
         task = services.undo_annotation(task=self.get_object(), annotator=request.user)
         return Response(LeasedTaskSerializer(task, context={"request": request}).data)
 
     @extend_schema(request=None, responses=LeasedTaskSerializer)
-    @action(detail=True, methods=["delete"], url_path="annotations/mine")
+    @action(detail=True, methods=["delete"], url_path="annotations/mine", permission_classes=LABELING_PERMISSIONS)
     def delete_my_annotation(self, request: Request, pk: str | None = None) -> Response:
         """The same as `undo/`, as a DELETE of your own answer."""
         return self.undo(request, pk)
