@@ -118,3 +118,22 @@ def test_a_run_whose_worker_is_killed_resumes_from_its_checkpoint_on_another_wor
     # Metrics a dead execution logged past its checkpoint were redone: one point per step, in order.
     assert list(MetricPoint.objects.filter(run=run).values_list("step", flat=True)) == list(range(2, 401, 2))
     second.stop()
+
+
+def test_a_worker_asked_to_shut_down_checkpoints_and_hands_its_run_back(
+    start_worker: Callable[..., Any], transactional_db: Any, settings: Any, approved_split: Split, alice: Any,
+    client_for: Callable,
+) -> None:
+    queue = "gpu-shutdown-test"
+    settings.WINNOW_TRAINING_QUEUE = queue
+    worker = start_worker(queues=queue, WINNOW_TRAINING_QUEUE=queue)
+    run_id = start(client_for(alice), approved_split, epochs=300, decay_epochs=300, checkpoint_every=10_000,
+                   sample_every=10_000, log_every=2)
+    wait_for(lambda: MetricPoint.objects.filter(run_id=run_id).exists(), timeout=120, what="the first metrics")
+    worker.stop()  # SIGTERM: a warm shutdown, as a deploy or `docker stop` does
+    assert worker.proc.returncode is not None
+
+    run = Run.objects.get(pk=run_id)
+    assert run.status == RunStatus.QUEUED and run.worker_token == ""  # back in the queue for the next worker
+    assert 0 < run.step < run.total_steps
+    assert Checkpoint.objects.filter(run=run, step=run.step).exists()
