@@ -28,6 +28,7 @@ const state = {
   undoing: false,
   showAllHints: false,
   progress: null,
+  mineMoves: 0, // answers saved or undone here, to tell whether a progress reply is already stale
 };
 
 // --- talking to the server --------------------------------------------------------------------
@@ -65,7 +66,10 @@ function refill({ force = false } = {}) {
       state.refilling = null;
     }
     if (!state.current && state.queue.length) show(state.queue.shift());
-    else if (!state.current) render();
+    else if (!state.current) {
+      render();
+      loadProgress(); // out of work: show where the batches stand
+    }
     // Answers given while this request was out may have emptied the queue again.
     if (added && (state.current ? 1 : 0) + state.queue.length <= lookahead) refill();
   })();
@@ -80,8 +84,8 @@ function answer(choice) {
   state.done.add(task.id);
   const entry = { task, choice };
   entry.saved = track(api("POST", `/api/v1/tasks/${task.id}/annotations/`, { choice: choice.id, duration_ms }))
-    .then(() => {
-      scheduleProgress();
+    .then(({ status }) => {
+      if (status === 201) countMine(1);
       return true;
     })
     .catch((err) => {
@@ -127,7 +131,7 @@ async function undo() {
     if (state.current) state.queue.unshift(state.current);
     show(entry.task);
     say(`Undone "${entry.choice.label}": answer this image again.`);
-    scheduleProgress();
+    countMine(-1);
   } catch (err) {
     say(`Could not undo: ${err.message}`, true);
   } finally {
@@ -135,15 +139,24 @@ async function undo() {
   }
 }
 
-let progressTimer = null;
-function scheduleProgress() {
-  clearTimeout(progressTimer);
-  progressTimer = setTimeout(loadProgress, 400);
+// My count moves with every answer; the batch counts come from the server now and then (they are
+// shared by every annotator and cost the server a scan, so the page does not ask on every key press).
+const PROGRESS_EVERY_MS = 20_000;
+
+function countMine(step) {
+  state.mineMoves += 1;
+  if (!state.progress) return;
+  state.progress.mine += step;
+  renderProgress();
 }
 
 async function loadProgress() {
+  const moves = state.mineMoves;
+  const quiet = state.pending === 0;
   try {
     const { data } = await api("GET", `/api/v1/projects/${projectId}/progress/`);
+    // An answer saved or undone while we asked may or may not be in the server's figure: keep ours.
+    if (state.progress && !(quiet && moves === state.mineMoves)) data.mine = state.progress.mine;
     state.progress = data;
     renderProgress();
   } catch (err) {
@@ -292,6 +305,7 @@ async function start() {
   }
   await Promise.all([refill({ force: true }), loadProgress()]);
   loadGoldAccuracy();
+  setInterval(loadProgress, PROGRESS_EVERY_MS);
   // Asking again renews the leases we hold, so a long look at one image does not lose it.
   setInterval(() => refill({ force: true }), 120_000);
 }

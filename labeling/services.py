@@ -16,6 +16,7 @@ from typing import IO, Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
@@ -60,6 +61,8 @@ MAX_LEASED_TASKS = 100
 SKIP_COOLDOWN = timedelta(minutes=10)
 # Answers one bulk (grid) request may carry.
 MAX_BULK_ANSWERS = 200
+# The annotator page's batch counts may be this stale; computing them scans the open batches.
+PROGRESS_CACHE_SECONDS = 5
 
 
 # --- projects and taxonomy --------------------------------------------------------------------
@@ -792,26 +795,32 @@ def _answer_problem(item: Any) -> str | None:
 def annotator_progress(*, project: Project, annotator: AbstractBaseUser) -> dict[str, Any]:
     """What the annotator page shows: the open batches' done and remaining tasks, and my answers.
 
+    The batch counts are shared by every annotator of the project and cost a scan of its open
+    batches, so they are cached for `PROGRESS_CACHE_SECONDS`; the annotator's own count is exact.
     `gold_accuracy` is a slot for the quality checks; None until they fill it.
     """
-    rows = (
-        Task.objects.alive()
-        .filter(project=project, batch__status__in=(*LABELABLE_BATCH_STATUSES, BatchStatus.LABELED))
-        .values_list("batch_id", "status")
-        .annotate(n=Count("id"))
-    )
-    per_batch: dict[int, dict[str, int]] = {}
-    for batch_id, status, n in rows:
-        counts = per_batch.setdefault(batch_id, {"done": 0, "remaining": 0})
-        if status == TaskStatus.COMPLETED:
-            counts["done"] += n
-        elif status in (TaskStatus.QUEUED, TaskStatus.PENDING):
-            counts["remaining"] += n
-    names = dict(Batch.objects.filter(pk__in=per_batch).values_list("id", "name"))
-    batches = [
-        {"id": batch_id, "name": names.get(batch_id, ""), **counts, "total": counts["done"] + counts["remaining"]}
-        for batch_id, counts in sorted(per_batch.items())
-    ]
+    key = f"winnow:progress:{project.pk}"
+    batches = cache.get(key)
+    if batches is None:
+        rows = (
+            Task.objects.alive()
+            .filter(project=project, batch__status__in=(*LABELABLE_BATCH_STATUSES, BatchStatus.LABELED))
+            .values_list("batch_id", "status")
+            .annotate(n=Count("id"))
+        )
+        per_batch: dict[int, dict[str, int]] = {}
+        for batch_id, status, n in rows:
+            counts = per_batch.setdefault(batch_id, {"done": 0, "remaining": 0})
+            if status == TaskStatus.COMPLETED:
+                counts["done"] += n
+            elif status in (TaskStatus.QUEUED, TaskStatus.PENDING):
+                counts["remaining"] += n
+        names = dict(Batch.objects.filter(pk__in=per_batch).values_list("id", "name"))
+        batches = [
+            {"id": batch_id, "name": names.get(batch_id, ""), **counts, "total": counts["done"] + counts["remaining"]}
+            for batch_id, counts in sorted(per_batch.items())
+        ]
+        cache.set(key, batches, PROGRESS_CACHE_SECONDS)
     return {
         "mine": Annotation.objects.live().filter(task__project=project, annotator=annotator).count(),
         "done": sum(b["done"] for b in batches),
