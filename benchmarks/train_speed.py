@@ -1,6 +1,7 @@
 """CycleGAN training speed: images/s and peak memory of the real training loop (data pipeline included).
 
 On the CPU: 64x64, the paper's model (ngf 64, 6 residual blocks at this size), fp32, batch 1 and 4.
+The data pipeline alone: 512x512 JPEGs to 256x256 training crops, with 0 and 2 loader processes.
 On a CUDA GPU: 256x256 (9 blocks) in fp32, bf16 autocast and bf16 + torch.compile, each at batch 1
 and at the fastest batch size that fits (doubling until out of memory or `--max-batch`).
 An "image" is one training example, an (A, B) pair, as in the reference implementation's timing.
@@ -14,6 +15,7 @@ import argparse
 import resource
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +23,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from training.cyclegan.data import Domains  # noqa: E402
+from training.cyclegan.data import Domains, make_loader  # noqa: E402
 from training.cyclegan.model import CycleGANConfig  # noqa: E402
 from training.cyclegan.train import train  # noqa: E402
 
@@ -56,6 +58,20 @@ def measure(cfg: CycleGANConfig, data: Domains, out: Path, steps: int) -> tuple[
     return rates[-1], peak
 
 
+def measure_loader(data: Domains, size: int, batch: int, workers: int, batches: int) -> float:
+    """(A, B) pairs/s the data pipeline alone delivers: decode, resize, random crop, flip, collate."""
+    loader, _ = make_loader(
+        data, load_size=round(size * 286 / 256), crop_size=size, batch_size=batch, seed=0, num_workers=workers
+    )
+    stream = iter(loader)
+    for _ in range(min(workers, 2) + 1):  # let the workers start
+        next(stream)
+    started = time.perf_counter()
+    for _ in range(batches):
+        next(stream)
+    return batches * batch / (time.perf_counter() - started)
+
+
 def row(label: str, batch: int, rate: float, peak: float, device: str) -> None:
     print(f"| {label:<22} | {batch:>5} | {rate:>9.2f} | {peak:>8.0f} MiB ({device}) |", flush=True)
 
@@ -84,6 +100,13 @@ def main() -> None:
             )
             rate, peak = measure(cfg, small, root / "out", args.steps)
             row("64x64 fp32", batch, rate, peak, "cpu")
+
+        photos = Domains(make_domain(root / "a512", 32, 512, 5), make_domain(root / "b512", 32, 512, 6))
+        for workers in (0, 2):
+            rate = measure_loader(photos, 256, 8, workers, 60)
+            print(
+                f"| data only, 512px JPEG -> 256 crop, {workers} loader processes | 8 | {rate:>9.1f} | - |", flush=True
+            )
 
         if args.cpu_only or not torch.cuda.is_available():
             print("\nNo CUDA device: the 256x256 GPU figures were not measured.")
