@@ -44,6 +44,19 @@ def env_int(name: str, default: int, minimum: int | None = None) -> int:
     return value
 
 
+def env_float(name: str, default: float, minimum: float | None = None) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from exc
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
@@ -185,6 +198,14 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Training goes to the `gpu` queue when a GPU worker exists; a CPU-only install routes it to `default`.
 WINNOW_TRAINING_QUEUE = env_str("WINNOW_TRAINING_QUEUE", "gpu")
+# A running run's worker beats this often; a run whose beat is older than the stale limit lost its
+# worker and is queued again, resuming from its last checkpoint.
+WINNOW_RUN_HEARTBEAT_SECONDS = env_float("WINNOW_RUN_HEARTBEAT_SECONDS", 5, minimum=0.1)
+WINNOW_RUN_STALE_SECONDS = env_float("WINNOW_RUN_STALE_SECONDS", 60, minimum=1)
+WINNOW_MIN_DOMAIN_IMAGES = env_int("WINNOW_MIN_DOMAIN_IMAGES", 4, minimum=1)
+WINNOW_TRAINING_DATA_WORKERS = env_int("WINNOW_TRAINING_DATA_WORKERS", 4, minimum=0)
+WINNOW_TRAINING_DEVICE = env_str("WINNOW_TRAINING_DEVICE", "")  # "" picks CUDA when present
+WINNOW_TRANSLATE_MAX_SIDE = env_int("WINNOW_TRANSLATE_MAX_SIDE", 1024, minimum=16)
 
 # Ingestion limits: every bad input gets a clear per-item error and never stops the rest.
 INGEST_MAX_FILE_BYTES = env_int("INGEST_MAX_FILE_BYTES", 50 * 1024 * 1024, minimum=1)
