@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import logging
-from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import IO, Any
@@ -22,7 +21,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from . import ingest
+from . import ingest, stats
 from .exceptions import (
     CalibrationRequired,
     Conflict,
@@ -208,12 +207,16 @@ def finalize_batch(*, batch: Batch) -> Batch:
         _require_calibration(batch.project, "finalize")
     if not batch.tasks.alive().exists():
         raise Conflict("the batch has no tasks yet; upload images before finalizing", code="empty_batch")
-    won = Batch.objects.filter(pk=batch.pk, status=BatchStatus.OPEN).update(
-        status=BatchStatus.FINALIZED, finalized_at=timezone.now()
-    )
-    batch.refresh_from_db()
-    if not won:
-        raise IllegalTransition(f"batch is {batch.status}, not open; only an open batch can be finalized")
+    from . import quality
+
+    with transaction.atomic():
+        won = Batch.objects.filter(pk=batch.pk, status=BatchStatus.OPEN).update(
+            status=BatchStatus.FINALIZED, finalized_at=timezone.now()
+        )
+        batch.refresh_from_db()
+        if not won:
+            raise IllegalTransition(f"batch is {batch.status}, not open; only an open batch can be finalized")
+        quality.mix_gold(batch=batch)  # production batches get their share of gold tasks
     _maybe_mark_labeled(batch.pk)
     return batch
 
@@ -607,6 +610,10 @@ def submit_annotation(
         task.annotation_count += 1
         Task.objects.filter(pk=task.pk).update(annotation_count=task.annotation_count)
         resolve_task(task=task)
+        if task.is_gold:
+            from . import quality
+
+            quality.check_annotator(project=task.project, annotator=annotator)
         batch_id = task.batch_id
         if task.status == TaskStatus.COMPLETED:
             # Checked inside the transaction for the common case, and again after commit: two annotators
@@ -624,20 +631,17 @@ def resolve_task(*, task: Task) -> Task:
     The answer is the majority; agreement is the share who chose it. A task completes when it has
     `overlap` answers and no tie; a tie keeps it queued for one more annotator (up to twice overlap).
     """
-    counts = Counter(
-        Annotation.objects.live().filter(task=task).values_list("choice_id", flat=True)
-    )
-    total = sum(counts.values())
+    answers = list(Annotation.objects.live().filter(task=task).values_list("choice_id", flat=True))
+    total = len(answers)
     update: dict[str, Any] = {}
     if total == 0:
         update = {"final_choice": None, "agreement": None, "decided_by": ""}
     else:
-        ranked = counts.most_common()
-        top_choice, top = ranked[0]
-        tied = len(ranked) > 1 and ranked[1][1] == top
+        vote = stats.majority(answers)
+        tied = vote.tied
         update = {
-            "final_choice_id": None if tied else top_choice,
-            "agreement": top / total,
+            "final_choice_id": vote.answer,
+            "agreement": vote.agreement,
             "decided_by": "" if tied else (DecidedBy.SINGLE if total == 1 else DecidedBy.CONSENSUS),
         }
         overlap = task.project.overlap
@@ -647,6 +651,13 @@ def resolve_task(*, task: Task) -> Task:
                 update["extra_answers"] = total - overlap + 1
             else:
                 update.update(status=TaskStatus.COMPLETED, completed_at=timezone.now())
+    # The owner's gold answer and an audit's correction outrank any vote, now and after relabeling.
+    if task.is_gold and task.gold_choice_id:
+        update.update(final_choice_id=task.gold_choice_id, decided_by=DecidedBy.GOLD)
+        update.pop("final_choice", None)
+    elif task.decided_by == DecidedBy.AUDIT:
+        for name in ("final_choice", "final_choice_id", "decided_by"):
+            update.pop(name, None)
     for name, value in update.items():
         setattr(task, name, value)
     Task.objects.filter(pk=task.pk).update(**update)
@@ -826,12 +837,21 @@ def annotator_progress(*, project: Project, annotator: AbstractBaseUser) -> dict
         "done": sum(b["done"] for b in batches),
         "remaining": sum(b["remaining"] for b in batches),
         "batches": batches,
-        "gold_accuracy": None,
+        "gold_accuracy": _gold_accuracy(project, annotator),
     }
 
 
+def _gold_accuracy(project: Project, annotator: AbstractBaseUser) -> dict[str, Any] | None:
+    from . import quality
+
+    score = quality.gold_scores(project=project, annotator=annotator).get(annotator.pk)
+    if score is None:
+        return None
+    return {"overall": score["accuracy"], "recent": score["recent_accuracy"], "answers": score["gold_answers"]}
+
+
 def approve_calibration(*, project: Project) -> Project:
-    """Open the project to production batches once a calibration batch has been labeled."""
+    """Open the project to production batches once a calibration batch is labeled and reviewed (has gold)."""
     labeled = project.batches.alive().filter(
         kind=BatchKind.CALIBRATION, status__in=[BatchStatus.LABELED, BatchStatus.AUDITED, BatchStatus.ACCEPTED]
     )
@@ -839,6 +859,12 @@ def approve_calibration(*, project: Project) -> Project:
         raise Conflict(
             "no labeled calibration batch yet: upload a calibration batch, finalize it and have it labeled first",
             code="calibration_not_labeled",
+        )
+    if not Task.objects.alive().filter(project=project, is_gold=True, batch__kind=BatchKind.CALIBRATION).exists():
+        raise Conflict(
+            "review the calibration answers first: confirm or correct them (POST /api/v1/tasks/{id}/gold/) so "
+            "production batches have gold tasks to score annotators with",
+            code="calibration_not_reviewed",
         )
     Project.objects.filter(pk=project.pk, calibration_approved_at__isnull=True).update(calibration_approved_at=timezone.now())
     project.refresh_from_db()

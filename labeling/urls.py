@@ -2,7 +2,7 @@
 
 from rest_framework.routers import DefaultRouter
 
-from . import api
+from . import api, quality_api
 
 app_name = "labeling-api"
 
@@ -12,4 +12,4 @@ router.register("batches", api.BatchViewSet, basename="batch")
 router.register("tasks", api.TaskViewSet, basename="task")
 router.register("splits", api.SplitViewSet, basename="split")
 
-urlpatterns = router.urls
+urlpatterns = quality_api.urlpatterns + router.urls

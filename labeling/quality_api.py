@@ -1,0 +1,221 @@
+"""REST API for quality control: calibration review and gold, annotator scores, audits, consensus.
+
+Thin views: each resolves the object, checks the caller's role, validates the body and calls one
+service in `quality.py`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.shortcuts import get_object_or_404
+from django.urls import path
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.decorators import api_view
+from rest_framework.exceptions import PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from . import quality
+from .models import Batch, Project, Role, Task
+from .permissions import role_in
+from .serializers import media_url
+
+OWNER = {Role.OWNER}
+REVIEWERS = {Role.OWNER, Role.REVIEWER}
+
+
+def _require(request: Request, project: Project, roles: set[str], what: str) -> None:
+    role = role_in(request.user, project)
+    if role is None:
+        raise PermissionDenied("you are not a member of this project")
+    if role not in roles:
+        raise PermissionDenied(f"only the project's {' and '.join(sorted(r + 's' for r in roles))} may {what}")
+
+
+def _project(pk: int) -> Project:
+    return get_object_or_404(Project.objects.alive(), pk=pk)
+
+
+def _batch(pk: int) -> Batch:
+    return get_object_or_404(Batch.objects.alive().select_related("project"), pk=pk)
+
+
+def _task(pk: int) -> Task:
+    return get_object_or_404(Task.objects.alive().select_related("project", "batch"), pk=pk)
+
+
+class GoldSerializer(serializers.Serializer):
+    choice = serializers.IntegerField(help_text="the right choice's id")
+
+
+class AuditVerdictSerializer(serializers.Serializer):
+    correct = serializers.BooleanField()
+    choice = serializers.IntegerField(required=False, allow_null=True, help_text="the right choice, when not correct")
+
+
+class DrawSerializer(serializers.Serializer):
+    size = serializers.IntegerField(required=False, min_value=1, max_value=100_000)
+    width = serializers.FloatField(required=False, min_value=0.001, max_value=0.99,
+                                   help_text="size the sample so the 95% interval is at most this wide")
+    seed = serializers.IntegerField(required=False, min_value=0, max_value=2**63 - 1)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "size" in attrs and "width" in attrs:
+            raise ValidationError("give either size or width, not both")
+        return attrs
+
+
+class RelabelSerializer(serializers.Serializer):
+    scope = serializers.ChoiceField(choices=["all", "failed"],
+                                    help_text="all tasks, or only those with an answer the audit found wrong")
+
+
+@extend_schema(request=GoldSerializer, responses=dict)
+@api_view(["POST"])
+def task_gold(request: Request, pk: int) -> Response:
+    """The owner confirms or corrects a calibration task's answer; it becomes a gold task."""
+    task = _task(pk)
+    _require(request, task.project, OWNER, "review calibration answers")
+    body = GoldSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    task = quality.set_gold(task=task, choice_id=body.validated_data["choice"])
+    return Response({"task": task.pk, "is_gold": task.is_gold, "gold_choice": task.gold_choice_id,
+                     "answer": task.gold_choice.label if task.gold_choice else None})
+
+
+@extend_schema(request=AuditVerdictSerializer, responses=dict)
+@api_view(["POST"])
+def task_audit(request: Request, pk: int) -> Response:
+    """A reviewer marks a sampled task's answer correct, or gives the right choice."""
+    task = _task(pk)
+    _require(request, task.project, REVIEWERS, "audit")
+    body = AuditVerdictSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    audit = quality.submit_audit(task=task, reviewer=request.user, correct=body.validated_data["correct"],
+                                 choice_id=body.validated_data.get("choice"))
+    audit.batch.refresh_from_db()
+    return Response({"task": task.pk, "verdict": audit.verdict, "corrected_choice": audit.corrected_choice_id,
+                     "batch_status": audit.batch.status})
+
+
+@extend_schema(responses=dict)
+@api_view(["GET"])
+def calibration_report(request: Request, pk: int) -> Response:
+    project = _project(pk)
+    _require(request, project, OWNER, "read the calibration report")
+    return Response(quality.calibration_report(project=project))
+
+
+@extend_schema(responses=dict)
+@api_view(["GET"])
+def annotators(request: Request, pk: int) -> Response:
+    """Members with answer counts, gold accuracy (overall and recent), median time and paused flag."""
+    project = _project(pk)
+    _require(request, project, OWNER, "see annotator scores")
+    return Response(quality.annotator_table(project=project))
+
+
+@extend_schema(request=None, responses=dict)
+@api_view(["POST"])
+def annotator_reinstate(request: Request, pk: int, username: str) -> Response:
+    project = _project(pk)
+    _require(request, project, OWNER, "reinstate annotators")
+    membership = quality.reinstate(project=project, username=username)
+    return Response({"username": username, "paused": membership.paused_at is not None})
+
+
+@extend_schema(request=None, responses=dict)
+@api_view(["POST"])
+def annotator_relabel(request: Request, pk: int, username: str) -> Response:
+    """Discard an annotator's answers on batches not yet accepted and send those tasks back."""
+    project = _project(pk)
+    _require(request, project, OWNER, "send answers back")
+    return Response({"username": username, "requeued": quality.relabel_annotator(project=project, username=username)})
+
+
+@extend_schema(
+    request=DrawSerializer, responses=dict,
+    parameters=[OpenApiParameter("size", int), OpenApiParameter("width", float)],
+)
+@api_view(["GET", "POST"])
+def batch_audit(request: Request, pk: int) -> Response:
+    """GET: the plan an audit would follow. POST: draw the sample (labeled → audited)."""
+    batch = _batch(pk)
+    _require(request, batch.project, OWNER, "audit batches")
+    source = request.query_params if request.method == "GET" else request.data
+    body = DrawSerializer(data=source)
+    body.is_valid(raise_exception=True)
+    if request.method == "GET":
+        return Response(quality.audit_plan(batch=batch, size=body.validated_data.get("size"),
+                                           width=body.validated_data.get("width")))
+    batch, audits = quality.draw_audit_sample(batch=batch, **body.validated_data)
+    return Response(
+        {"batch": batch.pk, "status": batch.status, "round": batch.audit_round, "seed": batch.audit_seed,
+         "plan": batch.audit_plan, "tasks": [a.task_id for a in audits]},
+        status=status.HTTP_201_CREATED,
+    )
+
+
+@extend_schema(responses=dict)
+@api_view(["GET"])
+def batch_quality(request: Request, pk: int) -> Response:
+    batch = _batch(pk)
+    _require(request, batch.project, REVIEWERS, "read quality figures")
+    return Response(quality.batch_quality(batch=batch))
+
+
+@extend_schema(request=RelabelSerializer, responses=dict)
+@api_view(["POST"])
+def batch_relabel(request: Request, pk: int) -> Response:
+    batch = _batch(pk)
+    _require(request, batch.project, OWNER, "send batches back")
+    body = RelabelSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    count = quality.relabel_batch(batch=batch, scope=body.validated_data["scope"])
+    batch.refresh_from_db()
+    return Response({"batch": batch.pk, "status": batch.status, "requeued": count})
+
+
+@extend_schema(responses=dict)
+@api_view(["GET"])
+def batch_consensus(request: Request, pk: int) -> Response:
+    """Dawid–Skene estimates beside the majority answer, with low-agreement flags."""
+    batch = _batch(pk)
+    _require(request, batch.project, REVIEWERS, "read consensus estimates")
+    return Response(quality.consensus_estimates(batch=batch))
+
+
+@extend_schema(responses=dict)
+@api_view(["GET"])
+def pending_audits(request: Request, pk: int) -> Response:
+    """Open audits the caller may take (the reviewer page's queue)."""
+    project = _project(pk)
+    _require(request, project, REVIEWERS, "audit")
+    rows = [
+        {
+            "task": a.task_id,
+            "batch": a.batch_id,
+            "answer": a.answer_id,
+            "answer_label": a.answer.label if a.answer else None,
+            "image_url": media_url(request, a.task.asset.file.name) if a.task.asset else None,
+        }
+        for a in quality.pending_audits(project=project, reviewer=request.user)
+    ]
+    return Response(rows)
+
+
+urlpatterns = [
+    path("tasks/<int:pk>/gold/", task_gold, name="task-gold"),
+    path("tasks/<int:pk>/audit/", task_audit, name="task-audit"),
+    path("projects/<int:pk>/calibration/", calibration_report, name="project-calibration"),
+    path("projects/<int:pk>/annotators/", annotators, name="project-annotators"),
+    path("projects/<int:pk>/annotators/<str:username>/reinstate/", annotator_reinstate, name="annotator-reinstate"),
+    path("projects/<int:pk>/annotators/<str:username>/relabel/", annotator_relabel, name="annotator-relabel"),
+    path("projects/<int:pk>/audits/", pending_audits, name="project-audits"),
+    path("batches/<int:pk>/audit/", batch_audit, name="batch-audit"),
+    path("batches/<int:pk>/quality/", batch_quality, name="batch-quality"),
+    path("batches/<int:pk>/relabel/", batch_relabel, name="batch-relabel"),
+    path("batches/<int:pk>/consensus/", batch_consensus, name="batch-consensus"),
+]
