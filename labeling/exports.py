@@ -15,7 +15,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from .models import Annotation, Project, Task
+from .models import Annotation, Audit, Project, Task
 
 CHUNK = 2000
 
@@ -61,6 +61,15 @@ def task_rows(*, project: Project, base_url: str, batch_id: Any = None) -> Itera
                     "created_at": created_at.isoformat(),
                 }
             )
+        audits: dict[int, dict[str, Any]] = {}
+        for task_id, round_, verdict, corrected_id, reviewer_id in (
+            Audit.objects.filter(task_id__in=[t[0] for t in chunk])
+            .order_by("task_id", "round")
+            .values_list("task_id", "round", "verdict", "corrected_choice_id", "reviewer_id")
+        ):
+            # Ordered by round, so the latest round's verdict is the one kept.
+            audits[task_id] = {"verdict": verdict, "corrected": choices.get(corrected_id),
+                               "reviewer": users.get(reviewer_id), "round": round_}
         for (
             task_id, unique_id, batch, status, error, metadata, source_url, source_name, final_choice_id, decided_by,
             agreement, is_gold, gold_choice_id, created_at, completed_at, sha256, file, width, height, fmt, byte_size,
@@ -88,6 +97,7 @@ def task_rows(*, project: Project, base_url: str, batch_id: Any = None) -> Itera
                 "is_gold": is_gold,
                 "gold_answer": choices.get(gold_choice_id),
                 "annotations": answers.get(task_id, []),
+                "audit": audits.get(task_id),
                 "created_at": created_at.isoformat(),
                 "completed_at": completed_at.isoformat() if completed_at else None,
             }

@@ -33,6 +33,10 @@ def test_production_opens_once_calibration_is_labeled_and_approved(project, alic
     batch.refresh_from_db()
     assert batch.status == "labeled"
     client = client_for(alice)
+    unreviewed = client.post(f"/api/v1/projects/{project.pk}/approve-calibration/")
+    assert unreviewed.status_code == 409 and unreviewed.data["code"] == "calibration_not_reviewed"
+    task = batch.tasks.first()
+    assert client.post(f"/api/v1/tasks/{task.pk}/gold/", {"choice": choice.pk}).status_code == 200
     assert client.post(f"/api/v1/projects/{project.pk}/approve-calibration/").status_code == 200
     response = client.post(f"/api/v1/projects/{project.pk}/batches/", {"name": "p1", "kind": "production"})
     assert response.status_code == 201
