@@ -42,6 +42,9 @@ class Project(models.Model):
     lease_seconds = models.PositiveIntegerField(default=600)
     calibration_approved_at = models.DateTimeField(null=True, blank=True)
     webhook_secret = models.CharField(max_length=64, default=new_secret, editable=False)
+    # What a Scale-compatible client sent for this project (type, taxonomy key, parameter history), so the
+    # /v1 API can answer in the shapes that client expects. Empty for projects made through Winnow's own API.
+    scale_params = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True
     )
@@ -147,6 +150,10 @@ class Batch(models.Model):
     kind = models.CharField(max_length=12, choices=BatchKind.choices, default=BatchKind.PRODUCTION)
     status = models.CharField(max_length=10, choices=BatchStatus.choices, default=BatchStatus.OPEN)
     callback_url = models.URLField(max_length=2000, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    # A Scale "self label" batch: a pre-production batch the project's own team labels. Like a calibration
+    # batch it needs no approved calibration; the flag only records what the client asked for.
+    self_label = models.BooleanField(default=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", null=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finalized_at = models.DateTimeField(null=True, blank=True)
@@ -410,3 +417,113 @@ class SplitItem(models.Model):
 
     def __str__(self) -> str:
         return f"{self.domain}/{self.partition} {self.asset_id}"
+
+
+# --- webhooks and callbacks -------------------------------------------------------------------
+
+
+class WebhookEvent(models.TextChoices):
+    TASK_COMPLETED = "task.completed", "Task completed"
+    BATCH_LABELED = "batch.labeled", "Batch labeled"
+    BATCH_AUDITED = "batch.audited", "Batch audited (accepted or rejected)"
+    SPLIT_APPROVED = "split.approved", "Split approved"
+    RUN_FINISHED = "run.finished", "Training run finished"
+
+
+class Webhook(models.Model):
+    """A URL that receives a project's events, signed with the project's webhook secret."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="webhooks")
+    url = models.URLField(max_length=2000)
+    events = models.JSONField(default=list, help_text="Event names this URL receives.")
+    active = models.BooleanField(default=True)
+    description = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.url} ({', '.join(self.events)})"
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", "Pending"  # waiting for its first or next attempt
+    DELIVERED = "delivered", "Delivered"  # the receiver answered 2xx
+    FAILED = "failed", "Failed"  # gave up: the retry window closed
+
+
+class Delivery(models.Model):
+    """One event sent to one URL (a project webhook, or a task's or batch's callback_url), with its attempts.
+
+    The row is written in the same transaction as the change it reports, so an event is never sent for a
+    change that rolled back, and never lost for one that committed.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="deliveries")
+    webhook = models.ForeignKey(Webhook, on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries")
+    event = models.CharField(max_length=40, choices=WebhookEvent.choices)
+    url = models.URLField(max_length=2000)
+    payload = models.JSONField()
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["project", "id"], name="delivery_project_idx"),
+            # The sweep that re-sends deliveries whose message was lost reads only the pending ones.
+            models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="delivery_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.event} → {self.url}: {self.status}"
+
+
+# --- background exports -----------------------------------------------------------------------
+
+
+class ExportStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class Export(models.Model):
+    """An export written to a file by a worker, for projects too large to stream in one request."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exports")
+    batch = models.ForeignKey(Batch, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    split = models.ForeignKey(Split, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    format = models.CharField(max_length=20)
+    status = models.CharField(max_length=10, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
+    rows_done = models.PositiveIntegerField(default=0)
+    rows_total = models.PositiveIntegerField(null=True, blank=True)
+    # Storage name under MEDIA_ROOT/exports/; it carries a random token, so it cannot be guessed.
+    file = models.CharField(max_length=300, blank=True)
+    byte_size = models.PositiveBigIntegerField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.format} export of {self.project}: {self.status}"
+
+    @property
+    def progress(self) -> float:
+        if self.status == ExportStatus.DONE:
+            return 1.0
+        return min(1.0, self.rows_done / self.rows_total) if self.rows_total else 0.0
