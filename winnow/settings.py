@@ -219,6 +219,17 @@ INGEST_URL_MAX_REDIRECTS = env_int("INGEST_URL_MAX_REDIRECTS", 5, minimum=0)
 INGEST_ALLOWED_HOSTS = env_list("INGEST_ALLOWED_HOSTS")
 THUMBNAIL_SIZE = env_int("THUMBNAIL_SIZE", 256, minimum=16)
 
+# Webhooks and callbacks: a failed delivery is retried after BASE, 2×BASE, 4×BASE… seconds (at most
+# MAX_DELAY apart) until WINDOW seconds after the event, then marked failed. Receivers are checked
+# against the same address rules as URL ingestion (INGEST_ALLOWED_HOSTS lets internal hosts through).
+WEBHOOK_RETRY_BASE_SECONDS = env_float("WEBHOOK_RETRY_BASE_SECONDS", 30, minimum=0.01)
+WEBHOOK_RETRY_MAX_DELAY_SECONDS = env_float("WEBHOOK_RETRY_MAX_DELAY_SECONDS", 3600, minimum=0.01)
+WEBHOOK_RETRY_WINDOW_SECONDS = env_float("WEBHOOK_RETRY_WINDOW_SECONDS", 24 * 3600, minimum=1)
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=0.1)
+WEBHOOK_QUEUE = env_str("WEBHOOK_QUEUE", "default")
+# The address clients reach this server at; callbacks sent by workers use it for image URLs.
+WINNOW_PUBLIC_URL = env_str("WINNOW_PUBLIC_URL", "http://localhost:8000")
+
 # Labeling defaults.
 LEASE_SECONDS = env_int("LEASE_SECONDS", 600, minimum=5)
 WINNOW_SIGNUP_ENABLED = env_bool("WINNOW_SIGNUP_ENABLED", False)
