@@ -11,4 +11,5 @@ urlpatterns = [
     path("projects/<int:pk>/grid/", views.grid, name="grid"),
     path("projects/<int:pk>/settings/", views.project_settings, name="settings"),
     path("projects/<int:pk>/batches/", views.batches, name="batches"),
+    path("projects/<int:pk>/review/", views.review, name="review"),
 ]

@@ -118,3 +118,16 @@ def project_settings(request: HttpRequest, pk: int) -> HttpResponse:
 def batches(request: HttpRequest, pk: int) -> HttpResponse:
     """Owner page: batches with their progress, new batches and uploads."""
     return _project_page(request, pk, "labeling/batches.html", owner_only=True)
+
+
+@login_required
+def review(request: HttpRequest, pk: int) -> HttpResponse:
+    """Reviewers audit sampled answers; owners also confirm or correct calibration answers here."""
+    project = get_object_or_404(Project.objects.alive(), pk=pk)
+    role = Membership.objects.filter(project=project, user=request.user).values_list("role", flat=True).first()
+    if role not in (Role.REVIEWER, Role.OWNER):
+        raise PermissionDenied("only the project's reviewers and owners may review")
+    calibration = list(
+        project.batches.alive().filter(kind="calibration").exclude(status__in=["open", "finalized"]).values("id", "name")
+    )
+    return _project_page(request, pk, "labeling/review.html", extra={"calibration_batches": calibration})
