@@ -171,3 +171,37 @@ class Augmentation(models.Model):
     @property
     def project(self) -> Project:
         return self.run.project
+
+
+class EvaluationStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+
+
+class Evaluation(models.Model):
+    """Numbers for one checkpoint of a run: FID/KID, known-mapping PSNR/SSIM, classifier gain.
+
+    `config` says what was asked (metrics and their settings, resolved); `results` holds one entry
+    per metric, or the reason it was skipped (training/evaluations.py documents the shapes).
+    """
+
+    run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="evaluations")
+    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.PROTECT, related_name="+")
+    step = models.PositiveIntegerField()  # the checkpoint's, kept should its file be rotated out
+    status = models.CharField(max_length=10, choices=EvaluationStatus.choices, default=EvaluationStatus.QUEUED)
+    config = models.JSONField(default=dict)
+    results = models.JSONField(default=dict, blank=True)
+    progress = models.FloatField(default=0.0)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self) -> str:
+        return f"evaluation {self.pk} of run {self.run_id} at step {self.step}"
