@@ -17,6 +17,7 @@ from collections.abc import Hashable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 from scipy.stats import beta, norm
 
 Z95 = float(norm.ppf(0.975))  # 1.95996…
@@ -116,6 +117,10 @@ def dawid_skene(
     Initialised from majority-vote soft counts; the M-step estimates class priors and a confusion
     matrix per annotator (with a little additive smoothing so an annotator seen on one class only
     does not get probability 0 elsewhere); the E-step recomputes the item posteriors in log space.
+
+    Answers are held as one sparse (annotator × given label) × item count matrix, so memory grows
+    with the number of answers, not with items × annotators: a project of 100k tasks and 200
+    annotators needs a few megabytes, where a dense count tensor would need gigabytes.
     """
     triples = list(triples)
     items = sorted({t[0] for t in triples}, key=str)
@@ -125,19 +130,27 @@ def dawid_skene(
     w_of = {x: i for i, x in enumerate(workers)}
     l_of = {x: i for i, x in enumerate(labels)}
     n_items, n_workers, n_labels = len(items), len(workers), len(labels)
-    counts = np.zeros((n_items, n_workers, n_labels))
-    for item, worker, label in triples:
-        counts[i_of[item], w_of[worker], l_of[label]] += 1
-    # E-step seed: majority vote as soft labels.
-    t = counts.sum(axis=1)
+    item_idx = np.fromiter((i_of[t[0]] for t in triples), dtype=np.int64, count=len(triples))
+    # Row key of an answer: (annotator, given label) flattened.
+    key_idx = np.fromiter((w_of[t[1]] * n_labels + l_of[t[2]] for t in triples), dtype=np.int64, count=len(triples))
+    answers = sparse.csr_matrix(
+        (np.ones(len(triples)), (key_idx, item_idx)), shape=(n_workers * n_labels, n_items)
+    )  # duplicates are summed: an annotator answering an item twice counts twice
+    by_item = answers.T.tocsr()  # items × (annotator, given label)
+    # E-step seed: majority vote as soft labels (item × label vote shares).
+    t = np.asarray(by_item @ sparse.kron(np.ones((n_workers, 1)), sparse.identity(n_labels)).toarray())
     t = t / np.maximum(t.sum(axis=1, keepdims=True), 1e-12)
     iterations = 0
+    confusion = np.zeros((n_workers, n_labels, n_labels))
+    priors = np.full(n_labels, 1 / max(n_labels, 1))
     for iterations in range(1, max_iter + 1):  # noqa: B007 - reported in the result
         priors = (t.sum(axis=0) + smoothing) / (n_items + smoothing * n_labels)
-        # confusion[w, true, given]
-        confusion = np.einsum("it,iwg->wtg", t, counts) + smoothing
+        # (annotator, given) × true → confusion[w, true, given], rows normalised over `given`.
+        counts = np.asarray(answers @ t).reshape(n_workers, n_labels, n_labels).transpose(0, 2, 1)
+        confusion = counts + smoothing
         confusion /= confusion.sum(axis=2, keepdims=True)
-        log_post = np.log(priors)[None, :] + np.einsum("iwg,wtg->it", counts, np.log(confusion))
+        log_conf = np.log(confusion).transpose(0, 2, 1).reshape(n_workers * n_labels, n_labels)
+        log_post = np.log(priors)[None, :] + np.asarray(by_item @ log_conf)
         log_post -= log_post.max(axis=1, keepdims=True)
         new_t = np.exp(log_post)
         new_t /= new_t.sum(axis=1, keepdims=True)
