@@ -110,6 +110,9 @@ class Membership(models.Model):
     # Set by the quality checks when an annotator's gold accuracy falls under the project's threshold.
     paused_at = models.DateTimeField(null=True, blank=True)
     paused_reason = models.CharField(max_length=300, blank=True)
+    # Set when the owner reinstates a paused annotator: the pause rule then judges only gold answers
+    # given since, so a reinstated annotator starts afresh instead of being paused by their old misses.
+    gold_scored_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import secrets
 from collections import Counter, defaultdict
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -130,8 +130,11 @@ def mix_gold(*, batch: Batch) -> int:
 # --- annotator scores -------------------------------------------------------------------------
 
 
-def gold_scores(*, project: Project, annotator: AbstractBaseUser | None = None) -> dict[int, dict[str, Any]]:
-    """Per annotator id: gold answers, correct ones, accuracy overall and over the last RECENT_GOLD."""
+def gold_scores(
+    *, project: Project, annotator: AbstractBaseUser | None = None, since: datetime | None = None
+) -> dict[int, dict[str, Any]]:
+    """Per annotator id: gold answers, correct ones, accuracy overall and over the last RECENT_GOLD
+    (only answers given after `since`, when set)."""
     rows = (
         Annotation.objects.filter(task__project=project, task__is_gold=True)
         .filter(Q(discarded_at__isnull=True))
@@ -140,6 +143,8 @@ def gold_scores(*, project: Project, annotator: AbstractBaseUser | None = None) 
     )
     if annotator is not None:
         rows = rows.filter(annotator=annotator)
+    if since is not None:
+        rows = rows.filter(created_at__gt=since)
     by_user: dict[int, list[bool]] = defaultdict(list)
     for user_id, given, gold in rows:
         by_user[user_id].append(given == gold)
@@ -157,8 +162,15 @@ def gold_scores(*, project: Project, annotator: AbstractBaseUser | None = None) 
 
 def check_annotator(*, project: Project, annotator: AbstractBaseUser) -> bool:
     """Pause an annotator whose gold accuracy fell under the project's threshold, once they have
-    answered at least `min_gold_answers` gold tasks. Returns True when this call paused them."""
-    score = gold_scores(project=project, annotator=annotator).get(annotator.pk)
+    answered at least `min_gold_answers` gold tasks. Returns True when this call paused them.
+
+    After a reinstatement only the gold answers given since count, so the annotator gets a fresh
+    `min_gold_answers` before the rule can pause them again.
+    """
+    since = (
+        Membership.objects.filter(project=project, user=annotator).values_list("gold_scored_since", flat=True).first()
+    )
+    score = gold_scores(project=project, annotator=annotator, since=since).get(annotator.pk)
     if score is None or score["gold_answers"] < project.min_gold_answers:
         return False
     if score["accuracy"] >= project.min_gold_accuracy:
@@ -201,6 +213,7 @@ def annotator_table(*, project: Project) -> list[dict[str, Any]]:
                 "median_duration_ms": stats.median(durations.get(m.user_id, [])),
                 "paused": m.paused_at is not None,
                 "paused_reason": m.paused_reason,
+                "gold_scored_since": m.gold_scored_since,
                 "flagged": m.paused_at is not None,
             }
         )
@@ -208,10 +221,13 @@ def annotator_table(*, project: Project) -> list[dict[str, Any]]:
 
 
 def reinstate(*, project: Project, username: str) -> Membership:
+    """Let a paused annotator label again; the pause rule restarts from their next gold answer."""
     membership = Membership.objects.filter(project=project, user__username=username).first()
     if membership is None:
         raise NotFound(f"{username!r} is not a member of this project")
-    Membership.objects.filter(pk=membership.pk).update(paused_at=None, paused_reason="")
+    Membership.objects.filter(pk=membership.pk).update(
+        paused_at=None, paused_reason="", gold_scored_since=timezone.now()
+    )
     membership.refresh_from_db()
     return membership
 

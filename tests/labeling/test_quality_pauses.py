@@ -1,0 +1,76 @@
+"""Pausing on gold accuracy: a reinstated annotator starts afresh."""
+
+import pytest
+
+from labeling import quality, services
+from labeling.exceptions import NotAllowed
+from labeling.models import Annotation, Membership
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def gold_project(project, alice, bob, make_batch):
+    """Four calibration tasks answered by bob and confirmed Photorealistic; production batches are half gold."""
+    batch = make_batch(project, 4, kind="calibration", seed=3000)
+    photo = project.choices.get(label="Photorealistic").pk
+    while (task := services.lease_next_task(project=project, annotator=bob)) is not None:
+        services.submit_annotation(task=task, annotator=bob, choice_id=photo, duration_ms=500)
+    for task in batch.tasks.all():
+        quality.set_gold(task=task, choice_id=photo)
+    services.approve_calibration(project=project)
+    project.gold_rate, project.min_gold_answers, project.min_gold_accuracy = 1.0, 2, 0.9
+    project.save()
+    return project
+
+
+def answer_until_paused(project, annotator, label):
+    """Answer every task the annotator is given; return how many gold tasks they answered before a pause."""
+    choice = project.choices.get(label=label).pk
+    gold = 0
+    while True:
+        try:
+            task = services.lease_next_task(project=project, annotator=annotator)
+        except NotAllowed:
+            return gold
+        if task is None:
+            return gold
+        services.submit_annotation(task=task, annotator=annotator, choice_id=choice, duration_ms=500)
+        gold += task.is_gold
+
+
+def test_a_reinstated_annotator_is_judged_again_only_on_new_gold_answers(gold_project, alice, dave, make_batch):
+    make_batch(gold_project, 4, kind="production", seed=3100)
+    make_batch(gold_project, 4, kind="production", seed=3200)
+    assert answer_until_paused(gold_project, dave, "Neither") == 2
+    membership = Membership.objects.get(project=gold_project, user=dave)
+    assert membership.paused_at is not None
+
+    membership = quality.reinstate(project=gold_project, username="dave")
+    assert membership.paused_at is None and membership.gold_scored_since is not None
+    # Two more wrong gold answers (a fresh min_gold_answers) pause him again, not the first one.
+    assert answer_until_paused(gold_project, dave, "Neither") == 2
+    membership.refresh_from_db()
+    assert membership.paused_at is not None
+    assert "over 2 gold tasks" in membership.paused_reason
+    # The record keeps every gold answer; the table shows the whole history and the fresh start.
+    assert Annotation.objects.live().filter(annotator=dave, task__is_gold=True).count() == 4
+    row = next(r for r in quality.annotator_table(project=gold_project) if r["username"] == "dave")
+    assert row["gold_answers"] == 4 and row["paused"] and row["gold_scored_since"] is not None
+
+
+def test_a_reinstated_annotator_who_now_answers_well_keeps_labeling(gold_project, dave, make_batch):
+    make_batch(gold_project, 4, kind="production", seed=3300)
+    make_batch(gold_project, 4, kind="production", seed=3400)
+    answer_until_paused(gold_project, dave, "Neither")
+    quality.reinstate(project=gold_project, username="dave")
+    answer_until_paused(gold_project, dave, "Photorealistic")
+    membership = Membership.objects.get(project=gold_project, user=dave)
+    assert membership.paused_at is None  # 2 of 2 right since reinstatement, though 2 of 4 overall
+    assert not quality.check_annotator(project=gold_project, annotator=dave)
+
+
+def test_reinstating_a_stranger_is_404(gold_project, alice, client_for):
+    response = client_for(alice).post(f"/api/v1/projects/{gold_project.pk}/annotators/mallory/reinstate/")
+    assert response.status_code == 404
+    assert "not a member" in str(response.data)
