@@ -380,10 +380,22 @@ def submit_audit(*, task: Task, reviewer: AbstractBaseUser, correct: bool, choic
             raise Conflict("this task was already audited", code="already_audited")
         if corrected is not None:
             Task.objects.filter(pk=task.pk).update(final_choice=corrected, decided_by=DecidedBy.AUDIT)
-        if not Audit.objects.filter(batch=audit.batch, round=audit.round, verdict=AuditVerdict.PENDING).exists():
-            _decide(audit.batch)
+        batch_id, round_ = audit.batch_id, audit.round
+        _decide_if_done(batch_id, round_)
+        # Again after commit: two reviewers finishing the last two audits at once each see the other's
+        # audit still pending until both commit, and neither would decide the batch.
+        transaction.on_commit(lambda: _decide_if_done(batch_id, round_))
     audit.refresh_from_db()
     return audit
+
+
+def _decide_if_done(batch_id: int, round_: int) -> None:
+    """Decide the batch once no audit of this round is pending (harmless to call twice)."""
+    if Audit.objects.filter(batch_id=batch_id, round=round_, verdict=AuditVerdict.PENDING).exists():
+        return
+    batch = Batch.objects.select_related("project").get(pk=batch_id)
+    if batch.status == BatchStatus.AUDITED and batch.audit_round == round_:
+        _decide(batch)
 
 
 def _decide(batch: Batch) -> None:
