@@ -6,18 +6,30 @@ the chunk's annotations, so memory stays flat however many tasks a project has.
 
 from __future__ import annotations
 
+import csv
 import json
+import os
+import secrets
+import tempfile
+import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
 
-from .models import Annotation, Audit, Project, Task
+from .exceptions import IllegalTransition, InvalidInput
+from .models import Annotation, Asset, Audit, Batch, Export, ExportStatus, Project, Split, SplitStatus, Task
 
 CHUNK = 2000
+ZIP_CHUNK = 1 << 20
 
 
 def _media(base_url: str, name: str) -> str:
@@ -141,3 +153,322 @@ WRITERS: dict[str, Writer] = {
     "json": Writer(_json, "application/json", "json"),
     "ndjson": Writer(_ndjson, "application/x-ndjson", "ndjson"),
 }
+
+
+# --- more formats: CSV, Label Studio, ImageFolder zip --------------------------------------------
+# Each consumes the same `task_rows` stream as JSON and NDJSON, so every format streams in flat memory.
+
+CSV_COLUMNS = [
+    "id", "unique_id", "batch_id", "batch", "status", "answer", "decided_by", "agreement", "is_gold", "gold_answer",
+    "annotation_count", "annotators", "audit_verdict", "audit_corrected", "image_url", "sha256", "width", "height", "format", "source_url", "source_name",
+    "error", "metadata", "created_at", "completed_at",
+]
+# Spreadsheets run a cell that starts with one of these as a formula; file names and ids come from uploaders.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _csv_cell(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(_FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def _csv_values(row: dict[str, Any]) -> list[Any]:
+    image = row["image"]
+    answers = row["annotations"]
+    return [_csv_cell(v) for v in (
+        row["id"], row["unique_id"], row["batch"]["id"], row["batch"]["name"], row["status"], row["answer"],
+        row["decided_by"], row["agreement"], row["is_gold"], row["gold_answer"], len(answers),
+        ";".join(f"{a['annotator']}={a['choice']}" for a in answers),
+        (row.get("audit") or {}).get("verdict"), (row.get("audit") or {}).get("corrected"), image["url"], image["sha256"], image["width"],
+        image["height"], image["format"], image["source_url"], image["source_name"], row["error"],
+        _encode(row["metadata"]) if row["metadata"] else "", row["created_at"], row["completed_at"],
+    )]
+
+
+class _Lines:
+    """A write-only buffer for csv.writer: what it writes is taken out in pieces."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.parts.append(text)
+        return len(text)
+
+    def take(self) -> bytes:
+        data = "".join(self.parts).encode()
+        self.parts.clear()
+        return data
+
+
+def _csv(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    buffer = _Lines()
+    writer = csv.writer(buffer)
+    # A byte-order mark, so spreadsheet programs read the file as UTF-8 (labels and names may not be ASCII).
+    buffer.write("\ufeff")
+    writer.writerow(CSV_COLUMNS)
+    for n, row in enumerate(rows, 1):
+        writer.writerow(_csv_values(row))
+        if n % 500 == 0:
+            yield buffer.take()
+    yield buffer.take()
+
+
+# Label Studio: one task per image with `data.image`, each annotator's answer as an annotation whose result
+# is a `choices` region, and Winnow's final answer as a prediction. The matching labeling config is
+#   <View><Image name="image" value="$image"/><Choices name="choice" toName="image">…</Choices></View>
+LABEL_STUDIO_FROM_NAME = "choice"
+LABEL_STUDIO_TO_NAME = "image"
+
+
+def _ls_result(label: str) -> list[dict[str, Any]]:
+    return [{"type": "choices", "from_name": LABEL_STUDIO_FROM_NAME, "to_name": LABEL_STUDIO_TO_NAME,
+             "origin": "manual", "value": {"choices": [label]}}]
+
+
+def label_studio_task(row: dict[str, Any]) -> dict[str, Any]:
+    """One export row as a Label Studio task (its JSON import and export format)."""
+    data: dict[str, Any] = {key: value for key, value in row["metadata"].items() if isinstance(key, str)}
+    data.update(image=row["image"]["url"] or row["image"]["source_url"], unique_id=row["unique_id"],
+                winnow_task_id=row["id"])
+    annotations = [
+        {"completed_by": a["annotator_id"], "result": _ls_result(a["choice"]), "created_at": a["created_at"],
+         "lead_time": a["duration_ms"] / 1000, "ground_truth": False, "was_cancelled": False}
+        for a in row["annotations"]
+    ]
+    if row["is_gold"] and row["gold_answer"]:
+        # The owner's confirmed answer is Label Studio's ground truth.
+        annotations.append({"result": _ls_result(row["gold_answer"]), "ground_truth": True, "was_cancelled": False,
+                            "created_at": row["completed_at"] or row["created_at"]})
+    predictions = []
+    if row["answer"]:
+        predictions.append({"model_version": f"winnow-{row['decided_by'] or 'answer'}", "score": row["agreement"],
+                            "result": _ls_result(row["answer"])})
+    return {
+        "id": row["id"],
+        "data": data,
+        "annotations": annotations,
+        "predictions": predictions,
+        "meta": {"winnow": {"status": row["status"], "batch": row["batch"], "answer": row["answer"],
+                            "decided_by": row["decided_by"], "agreement": row["agreement"], "is_gold": row["is_gold"],
+                            "sha256": row["image"]["sha256"]}},
+        "created_at": row["created_at"],
+    }
+
+
+def _label_studio(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    return _json(label_studio_task(row) for row in rows)
+
+
+class ZipStream:
+    """A write-only, tell-able file for zipfile: what is written is handed out in pieces, so a zip streams."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.offset = 0
+
+    def write(self, data: bytes) -> int:
+        self.parts.append(bytes(data))
+        self.offset += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self.offset
+
+    def flush(self) -> None:
+        """zipfile flushes; nothing to do until the reader takes the bytes."""
+
+    def take(self) -> bytes:
+        data = b"".join(self.parts)
+        self.parts.clear()
+        return data
+
+
+def folder_name(label: str) -> str:
+    """A choice label as one safe path component of a zip (no separators, no leading dots)."""
+    name = "".join("_" if ch in '/\\:*?"<>|' or not ch.isprintable() else ch for ch in label).strip().lstrip(".")
+    return name or "_"
+
+
+def _copy_into(archive: zipfile.ZipFile, sink: ZipStream, storage_name: str, arcname: str) -> Iterator[bytes]:
+    with default_storage.open(storage_name, "rb") as source, archive.open(arcname, "w") as dest:
+        while chunk := source.read(ZIP_CHUNK):
+            dest.write(chunk)
+            yield sink.take()
+
+
+def _imagefolder(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+    """Answered images as `<choice>/<sha256>.<ext>`, the ImageFolder layout, plus labels.csv.
+
+    Only completed tasks with an image and an answer go in; an image answered the same way by two
+    tasks is written once. Images are stored, not deflated: they are compressed already.
+    """
+    sink = ZipStream()
+    seen: set[tuple[str, str]] = set()
+    index = _Lines()
+    labels = csv.writer(index)
+    labels.writerow(["path", "label", "task_id", "unique_id", "sha256", "decided_by", "agreement"])
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:  # type: ignore[arg-type]
+        for chunk in _chunks((r for r in rows if r["status"] == "completed" and r["answer"] and r["image"]["sha256"]),
+                             500):
+            files = dict(Asset.objects.filter(sha256__in={r["image"]["sha256"] for r in chunk}).values_list("sha256", "file"))
+            for row in chunk:
+                sha256 = row["image"]["sha256"]
+                folder = folder_name(row["answer"])
+                if (folder, sha256) in seen or sha256 not in files:
+                    continue
+                seen.add((folder, sha256))
+                extension = files[sha256].rsplit(".", 1)[-1] if "." in files[sha256] else "bin"
+                path = f"{folder}/{sha256}.{extension}"
+                labels.writerow([_csv_cell(v) for v in (path, row["answer"], row["id"], row["unique_id"], sha256,
+                                                        row["decided_by"], row["agreement"])])
+                yield from _copy_into(archive, sink, files[sha256], path)
+        archive.writestr("labels.csv", index.take())
+    yield sink.take()
+
+
+def _chunks(items: Iterator[dict[str, Any]] | Any, size: int) -> Iterator[list[dict[str, Any]]]:
+    chunk: list[dict[str, Any]] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+WRITERS.update({
+    "csv": Writer(_csv, "text/csv; charset=utf-8", "csv"),
+    "labelstudio": Writer(_label_studio, "application/json", "labelstudio.json"),
+    "imagefolder": Writer(_imagefolder, "application/zip", "zip"),
+})
+
+
+# --- an approved split in the CycleGAN reference layout -----------------------------------------
+
+CYCLEGAN_FOLDERS = {("A", "train"): "trainA", ("B", "train"): "trainB", ("A", "test"): "testA",
+                    ("B", "test"): "testB", ("A", "val"): "valA", ("B", "val"): "valB"}
+
+
+def stream_cyclegan_zip(split: Split, on_item: Callable[[int], None] | None = None) -> Iterator[bytes]:
+    """An approved split as the zip the CycleGAN reference code reads: trainA/, trainB/, testA/, testB/
+    (and valA/, valB/ for the validation partition, which the reference reads with `--phase val`), named
+    by content hash, plus the split's manifest.json. Refused (409) for a split not yet approved.
+    """
+    from . import splits
+
+    if split.status != SplitStatus.APPROVED:
+        raise IllegalTransition(f"split v{split.version} is a draft; approve it before exporting it for training")
+    sink = ZipStream()
+    manifest = splits.read_manifest(split)
+    with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:  # type: ignore[arg-type]
+        archive.writestr("manifest.json", manifest)
+        yield sink.take()
+        rows = split.items.order_by("domain", "partition", "asset__sha256").values_list(
+            "domain", "partition", "asset__sha256", "asset__file"
+        )
+        for n, (domain, partition, sha256, name) in enumerate(rows.iterator(chunk_size=CHUNK), 1):
+            extension = name.rsplit(".", 1)[-1] if "." in name else "bin"
+            yield from _copy_into(archive, sink, name, f"{CYCLEGAN_FOLDERS[(domain, partition)]}/{sha256}.{extension}")
+            if on_item is not None:
+                on_item(n)
+    yield sink.take()
+
+
+# --- exports as background jobs -----------------------------------------------------------------
+
+EXPORT_FORMATS = (*WRITERS, "cyclegan")
+PROGRESS_EVERY = 1000  # rows between progress writes
+
+
+def start_export(*, project: Project, fmt: str, requested_by: AbstractBaseUser, batch: Batch | None = None,
+                 split: Split | None = None) -> Export:
+    """Queue an export to a file; a worker writes it and records its progress (poll the export's status).
+
+    `cyclegan` exports an approved split (give `split`); every other format exports tasks, all or one batch's.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise InvalidInput(f"unknown format {fmt!r}; use one of {sorted(EXPORT_FORMATS)}")
+    if fmt == "cyclegan":
+        if split is None:
+            raise InvalidInput("the cyclegan format exports a split: give the id of an approved split as `split`")
+        if split.status != SplitStatus.APPROVED:
+            raise IllegalTransition(f"split v{split.version} is a draft; approve it before exporting it for training")
+    elif split is not None:
+        raise InvalidInput(f"the {fmt} format exports tasks; `split` goes with the cyclegan format only")
+    for thing in (batch, split):
+        if thing is not None and thing.project_id != project.pk:
+            raise InvalidInput(f"{thing._meta.verbose_name} {thing.pk} is not part of this project")
+    with transaction.atomic():
+        export = Export.objects.create(project=project, format=fmt, batch=batch, split=split, requested_by=requested_by)
+        transaction.on_commit(lambda: _enqueue_export(export.pk))
+    return export
+
+
+def _enqueue_export(export_id: int) -> None:
+    from . import jobs
+
+    jobs.run_export.delay(export_id)
+
+
+def export_path(export: Export) -> Path:
+    return Path(settings.MEDIA_ROOT) / export.file
+
+
+def run_export(*, export_id: int) -> None:
+    """Write a queued export to MEDIA_ROOT/exports/, counting rows as it goes (queued → running → done).
+
+    Claimed by a conditional update, so a redelivered job does nothing. The file is written under a
+    temporary name and renamed when complete; a failure marks the export failed with the reason.
+    """
+    now = timezone.now()
+    if not Export.objects.filter(pk=export_id, status=ExportStatus.QUEUED).update(status=ExportStatus.RUNNING, started_at=now):
+        return
+    export = Export.objects.select_related("project", "split").get(pk=export_id)
+    folder = Path(settings.MEDIA_ROOT) / "exports" / str(export.project_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+
+    def progress(n: int) -> None:
+        if n % PROGRESS_EVERY == 0:
+            Export.objects.filter(pk=export_id).update(rows_done=n)
+
+    try:
+        if export.format == "cyclegan":
+            assert export.split is not None  # noqa: S101 - start_export requires it
+            total = export.split.items.count()
+            extension = "zip"
+            chunks = stream_cyclegan_zip(export.split, on_item=progress)
+        else:
+            writer = WRITERS[export.format]
+            tasks = Task.objects.alive().filter(project_id=export.project_id)
+            if export.batch_id:
+                tasks = tasks.filter(batch_id=export.batch_id)
+            total = tasks.count()
+            extension = writer.extension
+            rows = task_rows(project=export.project, base_url=settings.WINNOW_PUBLIC_URL, batch_id=export.batch_id)
+            chunks = writer.stream(_counted(rows, progress))
+        Export.objects.filter(pk=export_id).update(rows_total=total)
+        with os.fdopen(fd, "wb") as out:
+            for chunk in chunks:
+                out.write(chunk)
+        name = f"exports/{export.project_id}/export-{export.pk}-{secrets.token_urlsafe(12)}.{extension}"
+        os.replace(tmp, Path(settings.MEDIA_ROOT) / name)
+        Export.objects.filter(pk=export_id).update(
+            status=ExportStatus.DONE, file=name, rows_done=total, byte_size=(Path(settings.MEDIA_ROOT) / name).stat().st_size,
+            finished_at=timezone.now(),
+        )
+    except Exception as exc:
+        # The job's edge: record why, so the owner sees it, then let Celery log the failure.
+        Path(tmp).unlink(missing_ok=True)
+        Export.objects.filter(pk=export_id).update(status=ExportStatus.FAILED, error=str(exc)[:500] or exc.__class__.__name__,
+                                                   finished_at=timezone.now())
+        raise
+
+
+def _counted(rows: Iterator[dict[str, Any]], progress: Callable[[int], None]) -> Iterator[dict[str, Any]]:
+    for n, row in enumerate(rows, 1):
+        progress(n)
+        yield row

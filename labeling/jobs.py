@@ -1,8 +1,11 @@
 """Celery jobs for labeling: thin wrappers that take ids and call one service."""
 
-from celery import shared_task
+from typing import Any
 
-from . import services
+from celery import shared_task
+from celery.signals import worker_ready
+
+from . import exports, services, webhooks
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -15,3 +18,20 @@ def queue_downloads(task_ids: list[int]) -> None:
     """Split a large URL upload into download jobs, so many workers can share it."""
     for start in range(0, len(task_ids), services.URL_JOB_CHUNK):
         download_images.delay(task_ids[start : start + services.URL_JOB_CHUNK])
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def deliver_webhook(delivery_id: int, attempt: int) -> None:
+    """One attempt of a webhook or callback delivery; a failure schedules the next attempt itself."""
+    webhooks.deliver(delivery_id=delivery_id, attempt=attempt)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def run_export(export_id: int) -> None:
+    exports.run_export(export_id=export_id)
+
+
+@worker_ready.connect
+def resend_stalled_deliveries(**kwargs: Any) -> None:
+    """Deliveries whose attempt was lost with a worker or a broker message are queued again on start."""
+    webhooks.resend_stalled()

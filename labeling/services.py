@@ -21,7 +21,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from . import ingest, stats
+from . import ingest, stats, webhooks
 from .exceptions import (
     CalibrationRequired,
     Conflict,
@@ -616,6 +616,7 @@ def submit_annotation(
             quality.check_annotator(project=task.project, annotator=annotator)
         batch_id = task.batch_id
         if task.status == TaskStatus.COMPLETED:
+            webhooks.task_completed(task)
             # Checked inside the transaction for the common case, and again after commit: two annotators
             # finishing the last two tasks at once each see the other's task still open until then.
             _mark_labeled_if_done(batch_id)
@@ -673,11 +674,14 @@ def _maybe_mark_labeled(batch_id: int) -> None:
 def _mark_labeled_if_done(batch_id: int) -> bool:
     """Mark the batch labeled when it has no open task left: one conditional UPDATE, so it is cheap on every answer."""
     open_work = Task.objects.alive().filter(batch_id=batch_id, status__in=[TaskStatus.PENDING, TaskStatus.QUEUED])
-    return bool(
+    won = bool(
         Batch.objects.filter(pk=batch_id, status__in=LABELABLE_BATCH_STATUSES)
         .exclude(Exists(open_work))
         .update(status=BatchStatus.LABELED, labeled_at=timezone.now())
     )
+    if won:  # the conditional update is won once, so the event is sent once
+        webhooks.batch_labeled(batch_id)
+    return won
 
 
 # --- skip, undo, grid answers, progress --------------------------------------------------------

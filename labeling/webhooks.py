@@ -1,0 +1,299 @@
+"""Webhooks and callbacks: tell other systems when work is done, reliably and verifiably.
+
+`emit(event, project, data)` records one `Delivery` per receiver (the project's active webhooks that
+subscribe to the event, plus an optional `callback_url` of the task or batch) in the caller's
+transaction, and queues the sends once that transaction commits: an event is never sent for a change
+that rolled back, and never lost for one that committed. A Celery job sends each delivery as a JSON
+POST signed with HMAC-SHA256 over the exact body, using the project's `webhook_secret`:
+
+    X-Winnow-Signature: sha256=<hex digest>
+
+A receiver that does not answer 2xx is tried again after WEBHOOK_RETRY_BASE_SECONDS, then twice
+that, and so on (at most WEBHOOK_RETRY_MAX_DELAY_SECONDS apart) until WEBHOOK_RETRY_WINDOW_SECONDS
+(24 h) after the event; then the delivery is marked failed. Every URL passes the same address check
+as URL ingestion (`ingest.check_url`) before each attempt, so a webhook cannot reach the server's
+own network unless INGEST_ALLOWED_HOSTS names the host.
+
+Other modules call `emit` with one of `WebhookEvent`'s names; see docs/WEBHOOKS.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+import requests
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from . import ingest
+from .exceptions import Conflict, InvalidInput
+from .models import Batch, Delivery, DeliveryStatus, Project, Task, Webhook, WebhookEvent, new_secret
+
+log = logging.getLogger(__name__)
+
+EVENTS = tuple(WebhookEvent.values)
+SIGNATURE_HEADER = "X-Winnow-Signature"
+MAX_WEBHOOKS_PER_PROJECT = 20
+# A claimed attempt that has not finished after this long lost its worker; the start-up sweep sends it again.
+STALL_GRACE = timedelta(seconds=60)
+
+Data = dict[str, Any] | Callable[[], dict[str, Any]]
+
+
+# --- signing ----------------------------------------------------------------------------------
+
+
+def body_bytes(payload: dict[str, Any]) -> bytes:
+    """The exact bytes sent (and signed): compact, key-sorted JSON, the same on every attempt."""
+    return json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str).encode()
+
+
+def sign(secret: str, body: bytes) -> str:
+    """The signature header's value for `body`; receivers compare it with `hmac.compare_digest`."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, body: bytes, header: str) -> bool:
+    return hmac.compare_digest(sign(secret, body), header or "")
+
+
+# --- receivers --------------------------------------------------------------------------------
+
+
+def check_receiver_url(url: Any, *, field: str = "url") -> str:
+    """Refuse a receiver URL that is not http(s) or that points into the server's network (400)."""
+    if not isinstance(url, str) or not url:
+        raise InvalidInput(f"{field} is required: the http(s) URL that receives the POST")
+    if len(url) > 2000:
+        raise InvalidInput(f"{field} is longer than 2000 characters")
+    try:
+        ingest.check_url(url)
+    except ingest.Rejected as exc:
+        raise InvalidInput(f"{field} {url!r} cannot receive callbacks: {exc}", code="bad_url") from exc
+    return url
+
+
+def _check_events(events: Any) -> list[str]:
+    if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
+        raise InvalidInput(f"events must be a non-empty list of event names, from {list(EVENTS)}")
+    unknown = sorted(set(events) - set(EVENTS))
+    if unknown:
+        raise InvalidInput(f"unknown events {unknown}; choose from {list(EVENTS)}")
+    return sorted(set(events), key=EVENTS.index)
+
+
+def create_webhook(*, project: Project, url: str, events: list[str], created_by: AbstractBaseUser,
+                   description: str = "", active: bool = True) -> Webhook:
+    """Subscribe `url` to some of the project's events. The URL is checked like an ingestion URL (400)."""
+    url = check_receiver_url(url)
+    events = _check_events(events)
+    with transaction.atomic():
+        Project.objects.select_for_update().filter(pk=project.pk).values_list("id").get()
+        if project.webhooks.count() >= MAX_WEBHOOKS_PER_PROJECT:
+            raise Conflict(f"a project may have at most {MAX_WEBHOOKS_PER_PROJECT} webhooks; delete one first")
+        return Webhook.objects.create(project=project, url=url, events=events, description=description,
+                                      active=active, created_by=created_by)
+
+
+def update_webhook(*, webhook: Webhook, fields: dict[str, Any]) -> Webhook:
+    """Change a webhook's url, events, description or active flag. Deliveries already made keep their URL."""
+    if "url" in fields:
+        fields["url"] = check_receiver_url(fields["url"])
+    if "events" in fields:
+        fields["events"] = _check_events(fields["events"])
+    for name, value in fields.items():
+        setattr(webhook, name, value)
+    webhook.save(update_fields=list(fields) or None)
+    return webhook
+
+
+def rotate_secret(*, project: Project) -> Project:
+    """Give the project a new signing secret; deliveries not yet sent are signed with the new one."""
+    Project.objects.filter(pk=project.pk).update(webhook_secret=new_secret())
+    project.refresh_from_db(fields=["webhook_secret"])
+    return project
+
+
+# --- emitting ---------------------------------------------------------------------------------
+
+
+def emit(event: str, project: Project, data: Data, *, callback_url: str = "") -> list[int]:
+    """Record `event` for the project's subscribed webhooks and for `callback_url`; send after commit.
+
+    `data` is the event's body (or a function that builds it, called only when someone listens, so
+    an event without receivers costs one query). A `callback_url` (Scale's per-task or per-batch
+    callback) receives `data` itself; project webhooks receive it wrapped in an envelope with the
+    event's name, time and project. Returns the ids of the deliveries recorded.
+    """
+    if event not in EVENTS:
+        raise ValueError(f"unknown webhook event {event!r}; add it to WebhookEvent first")
+    hooks = [h for h in Webhook.objects.filter(project_id=project.pk, active=True) if event in h.events]
+    if not hooks and not callback_url:
+        return []
+    body = data() if callable(data) else data
+    envelope = {
+        "event": event,
+        "created_at": timezone.now().isoformat(),
+        "project": {"id": project.pk, "name": project.name},
+        "data": body,
+    }
+    rows = [Delivery(project_id=project.pk, webhook=h, event=event, url=h.url, payload=envelope) for h in hooks]
+    if callback_url:
+        rows.append(Delivery(project_id=project.pk, event=event, url=callback_url, payload=body))
+    Delivery.objects.bulk_create(rows)
+    ids = [d.pk for d in rows]
+    transaction.on_commit(lambda: _enqueue_first_attempts(ids))
+    return ids
+
+
+def _enqueue_first_attempts(ids: list[int]) -> None:
+    for delivery_id in ids:
+        _enqueue(delivery_id, attempt=1)
+
+
+def _enqueue(delivery_id: int, *, attempt: int, countdown: float = 0) -> None:
+    from . import jobs  # jobs imports this module; import here to keep the graph one-way
+
+    jobs.deliver_webhook.apply_async((delivery_id, attempt), countdown=countdown or None, queue=settings.WEBHOOK_QUEUE)
+
+
+# --- delivering -------------------------------------------------------------------------------
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds to wait after failed attempt number `attempt` (1-based): exponential, capped."""
+    return min(settings.WEBHOOK_RETRY_BASE_SECONDS * 2 ** (attempt - 1), settings.WEBHOOK_RETRY_MAX_DELAY_SECONDS)
+
+
+def deliver(*, delivery_id: int, attempt: int) -> Delivery | None:
+    """Make attempt number `attempt` of a delivery; schedule the next one if it fails.
+
+    The attempt is claimed by a conditional UPDATE on the attempt count, so a redelivered or
+    duplicated message sends nothing twice. Returns None when the attempt was not ours to make.
+    """
+    now = timezone.now()
+    # While we send, the row says when to give up on us: past that, the start-up sweep tries again.
+    stalled_after = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS) + STALL_GRACE
+    claimed = Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING, attempts=attempt - 1).update(
+        attempts=attempt, last_attempt_at=now, next_attempt_at=stalled_after
+    )
+    if not claimed:
+        return None
+    delivery = Delivery.objects.select_related("project").get(pk=delivery_id)
+    code, error = _post(delivery)
+    now = timezone.now()
+    if code is not None and 200 <= code < 300:
+        Delivery.objects.filter(pk=delivery_id).update(
+            status=DeliveryStatus.DELIVERED, response_code=code, last_error="", delivered_at=now, next_attempt_at=None
+        )
+    else:
+        delay = retry_delay(attempt)
+        deadline = delivery.created_at + timedelta(seconds=settings.WEBHOOK_RETRY_WINDOW_SECONDS)
+        if now + timedelta(seconds=delay) > deadline:
+            Delivery.objects.filter(pk=delivery_id).update(
+                status=DeliveryStatus.FAILED, response_code=code, next_attempt_at=None,
+                last_error=f"gave up after {attempt} attempts: {error}"[:500],
+            )
+        else:
+            Delivery.objects.filter(pk=delivery_id).update(
+                response_code=code, last_error=error[:500], next_attempt_at=now + timedelta(seconds=delay)
+            )
+            _enqueue(delivery_id, attempt=attempt + 1, countdown=delay)
+    delivery.refresh_from_db()
+    return delivery
+
+
+def _post(delivery: Delivery) -> tuple[int | None, str]:
+    """POST the delivery once. Returns (HTTP status or None, what went wrong or "")."""
+    body = body_bytes(delivery.payload)
+    try:
+        ingest.check_url(delivery.url)  # again at send time: the name may resolve elsewhere now
+    except ingest.Rejected as exc:
+        return None, f"refused: {exc}"
+    session = requests.Session()
+    session.trust_env = False  # no proxies from the environment: the address check must see the real target
+    headers = {
+        "Content-Type": "application/json",
+        "User-Agent": "Winnow webhooks",
+        SIGNATURE_HEADER: sign(delivery.project.webhook_secret, body),
+        "X-Winnow-Event": delivery.event,
+        "X-Winnow-Delivery": str(delivery.pk),
+    }
+    try:
+        with session.post(delivery.url, data=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+                          allow_redirects=False, stream=True) as response:
+            code = response.status_code
+            if 200 <= code < 300:
+                return code, ""
+            if response.is_redirect:
+                return code, f"HTTP {code}: redirects are not followed; point the webhook at the final URL"
+            excerpt = response.raw.read(300, decode_content=True).decode("utf-8", "replace").strip()
+            return code, f"HTTP {code}" + (f": {excerpt}" if excerpt else "")
+    except requests.Timeout:
+        return None, f"no answer within {settings.WEBHOOK_TIMEOUT_SECONDS:g} s"
+    except requests.RequestException as exc:
+        return None, f"could not connect: {exc.__class__.__name__}"
+
+
+def redeliver(*, delivery: Delivery) -> Delivery:
+    """Send a past delivery's payload again, as a new delivery (the log keeps both)."""
+    if delivery.status == DeliveryStatus.PENDING:
+        raise Conflict("this delivery is still being tried; wait for it to be delivered or fail")
+    copy = Delivery.objects.create(project_id=delivery.project_id, webhook_id=delivery.webhook_id, event=delivery.event,
+                                   url=delivery.url, payload=delivery.payload)
+    transaction.on_commit(lambda: _enqueue(copy.pk, attempt=1))
+    return copy
+
+
+def resend_stalled() -> int:
+    """Queue again the pending deliveries whose next attempt is overdue (a lost message or a killed worker).
+
+    Runs when a worker starts. Duplicates are harmless: each attempt is claimed by its number.
+    """
+    overdue = Delivery.objects.filter(
+        status=DeliveryStatus.PENDING, next_attempt_at__lt=timezone.now() - STALL_GRACE
+    ).values_list("id", "attempts")
+    count = 0
+    for delivery_id, attempts in overdue.iterator():
+        _enqueue(delivery_id, attempt=attempts + 1)
+        count += 1
+    return count
+
+
+# --- event bodies -----------------------------------------------------------------------------
+
+
+def task_completed_data(task_id: int) -> dict[str, Any]:
+    """The body Scale sends to a task's callback_url: the task, its response and its id."""
+    from . import scale_api  # the Scale task shape lives with the Scale-compatible API
+
+    task = scale_api.task_queryset().get(pk=task_id)
+    doc = scale_api.task_json(task, base_url=settings.WINNOW_PUBLIC_URL)
+    return {"task": doc, "response": doc.get("response"), "task_id": doc["task_id"]}
+
+
+def batch_data(batch: Batch) -> dict[str, Any]:
+    """A batch with its task counts, for batch events (labeled, audited)."""
+    from . import scale_api
+
+    return {"batch": scale_api.batch_json(batch), "counts": batch.counts()}
+
+
+def task_completed(task: Task) -> None:
+    """Emit task.completed for a task that has just completed (inside the caller's transaction)."""
+    emit(WebhookEvent.TASK_COMPLETED, task.project, lambda: task_completed_data(task.pk),
+         callback_url=task.callback_url)
+
+
+def batch_labeled(batch_id: int) -> None:
+    """Emit batch.labeled for a batch whose every task has its answer."""
+    batch = Batch.objects.select_related("project").get(pk=batch_id)
+    emit(WebhookEvent.BATCH_LABELED, batch.project, lambda: batch_data(batch), callback_url=batch.callback_url)
