@@ -15,14 +15,16 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from labeling.models import Role
+from labeling.models import Project, Role
 from labeling.permissions import IsProjectOwner, IsProjectOwnerOrReadOnly, role_in
 
-from . import services
-from .models import Augmentation, Run
+from . import evaluations, services
+from .models import Augmentation, Evaluation, Run
 from .serializers import (
     AugmentationSerializer,
     AugmentRequestSerializer,
+    EvaluationCreateSerializer,
+    EvaluationSerializer,
     MetricPointSerializer,
     RunCreateSerializer,
     RunDetailSerializer,
@@ -177,3 +179,54 @@ class AugmentationViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         if not augmentation.file:
             raise NotFound(f"augmentation {augmentation.pk} is {augmentation.status}; download it once it has succeeded")
         return _file_response(augmentation.file.name, "application/zip", f"augmentation-{augmentation.pk}.zip")
+
+
+class EvaluationViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin,
+                        viewsets.GenericViewSet):
+    """Evaluations of runs: FID/KID, known-mapping PSNR/SSIM, classifier gain. Members read; owners start."""
+
+    serializer_class = EvaluationSerializer
+    permission_classes = [IsProjectOwnerOrReadOnly]
+
+    def get_queryset(self) -> QuerySet[Evaluation]:
+        queryset = Evaluation.objects.filter(run__project__deleted_at__isnull=True).select_related(
+            "run__project", "requested_by")
+        if self.action != "list":
+            return queryset
+        queryset = queryset.filter(run__project__memberships__user=self.request.user)
+        for name, field in (("run", "run_id"), ("project", "run__project_id")):
+            value = _int_param(self.request, name)
+            if value is not None:
+                queryset = queryset.filter(**{field: value})
+        return queryset
+
+    @extend_schema(parameters=[OpenApiParameter("run", int), OpenApiParameter("project", int)])
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().list(request, *args, **kwargs)
+
+    @extend_schema(request=EvaluationCreateSerializer, responses={202: EvaluationSerializer})
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """Queue an evaluation of a run's checkpoint: {"run": id, "metrics": ["classifier"], …}."""
+        body = EvaluationCreateSerializer(data=request.data, context={"request": request})
+        body.is_valid(raise_exception=True)
+        data = dict(body.validated_data)
+        run = data.pop("run")
+        if role_in(request.user, run.project) != Role.OWNER:
+            raise PermissionDenied("only the project's owners may evaluate runs")
+        evaluation = evaluations.start_evaluation(run=run, config=data, requested_by=request.user,
+                                                  checkpoint_id=data.pop("checkpoint", None))
+        return Response(EvaluationSerializer(evaluation).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(parameters=[OpenApiParameter("project", int, required=True)])
+    @action(detail=False, methods=["get"])
+    def compare(self, request: Request) -> Response:
+        """One row per run of a project with its newest evaluation's headline numbers."""
+        project_id = _int_param(request, "project")
+        if project_id is None:
+            raise ValidationError({"project": ["give the project id: ?project=ID"]})
+        project = Project.objects.filter(pk=project_id, deleted_at__isnull=True).first()
+        if project is None:
+            raise NotFound(f"project {project_id} does not exist")
+        if role_in(request.user, project) is None:
+            raise PermissionDenied("you are not a member of this project")
+        return Response(evaluations.compare_runs(project=project))

@@ -11,7 +11,7 @@ from celery import shared_task
 from celery.signals import worker_ready, worker_shutting_down
 from django.conf import settings
 
-from . import services
+from . import evaluations, services
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True, queue=settings.WINNOW_TRAINING_QUEUE)
@@ -22,6 +22,11 @@ def train_run(run_id: int) -> None:
 @shared_task(acks_late=True, reject_on_worker_lost=True, queue=settings.WINNOW_TRAINING_QUEUE)
 def augment(augmentation_id: int) -> None:
     services.execute_augmentation(augmentation_id=augmentation_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True, queue=settings.WINNOW_TRAINING_QUEUE)
+def evaluate(evaluation_id: int) -> None:
+    evaluations.execute_evaluation(evaluation_id=evaluation_id)
 
 
 @worker_ready.connect

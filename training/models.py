@@ -205,3 +205,7 @@ class Evaluation(models.Model):
 
     def __str__(self) -> str:
         return f"evaluation {self.pk} of run {self.run_id} at step {self.step}"
+
+    @property
+    def project(self) -> Project:
+        return self.run.project

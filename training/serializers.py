@@ -9,7 +9,7 @@ from rest_framework import serializers
 
 from labeling.models import Split
 
-from .models import Augmentation, Checkpoint, MetricPoint, Run, Sample
+from .models import Augmentation, Checkpoint, Evaluation, MetricPoint, Run, Sample
 
 PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
 
@@ -180,3 +180,69 @@ class AugmentationSerializer(serializers.ModelSerializer):
         if not augmentation.file:
             return None
         return reverse("training-api:augmentation-download", args=[augmentation.pk])
+
+
+class KnownMappingParamsSerializer(serializers.Serializer):
+    """The known-mapping data set the run was trained on (as make_benchmark_dataset made it)."""
+
+    size = serializers.IntegerField(min_value=16, max_value=512, required=False, help_text="default: the run's image_size")
+    n_a = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
+    n_b = serializers.IntegerField(min_value=1, max_value=100_000, required=False)
+    n_test = serializers.IntegerField(min_value=1, max_value=10_000, required=False)
+    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False)
+    filter = serializers.CharField(max_length=50, required=False)
+    max_scale = serializers.FloatField(min_value=1, max_value=8, required=False)
+
+
+class ClassifierParamsSerializer(serializers.Serializer):
+    seeds = serializers.ListField(child=serializers.IntegerField(min_value=0, max_value=2**31 - 1), min_length=1,
+                                  max_length=20, required=False, help_text="one classifier pair per seed (default 0, 1, 2)")
+    epochs = serializers.IntegerField(min_value=1, max_value=500, required=False)
+    size = serializers.IntegerField(min_value=16, max_value=256, required=False)
+    imbalance = serializers.FloatField(min_value=1, max_value=1000, required=False, allow_null=True,
+                                       help_text="keep one minority image per this many majority ones")
+
+
+class EvaluationCreateSerializer(serializers.Serializer):
+    run = serializers.PrimaryKeyRelatedField(queryset=Run.objects.none())
+    checkpoint = serializers.IntegerField(required=False, allow_null=True, help_text="default: the newest")
+    metrics = serializers.ListField(
+        child=serializers.ChoiceField(choices=["fid_kid", "known_mapping", "classifier"]), required=False,
+        help_text="default: fid_kid (when the Inception weights are configured), classifier, and known_mapping if given",
+    )
+    known_mapping = KnownMappingParamsSerializer(required=False, allow_null=True)
+    classifier = ClassifierParamsSerializer(required=False)
+    max_images = serializers.IntegerField(min_value=2, max_value=50_000, required=False,
+                                          help_text="images read per domain and partition (default 500)")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        # Only runs of the caller's projects: another project's run id reads as unknown.
+        if request is not None:
+            self.fields["run"].queryset = Run.objects.filter(  # type: ignore[attr-defined]
+                project__memberships__user=request.user, project__deleted_at__isnull=True
+            ).select_related("project")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if "known_mapping" in attrs.get("metrics", []) and attrs.get("known_mapping") is None:
+            raise serializers.ValidationError({"known_mapping": ["give the data set's parameters (size, n_a, n_b, "
+                                                                 "n_test, seed, filter) to score known_mapping"]})
+        return attrs
+
+
+class EvaluationSerializer(serializers.ModelSerializer):
+    requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    project = serializers.IntegerField(source="run.project_id", read_only=True)
+    headline = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Evaluation
+        fields = ["id", "run", "project", "checkpoint", "step", "status", "progress", "config", "results", "headline",
+                  "error", "requested_by", "created_at", "started_at", "finished_at"]
+        read_only_fields = fields
+
+    def get_headline(self, evaluation: Evaluation) -> dict[str, Any]:
+        from .evaluations import headline
+
+        return headline(evaluation)

@@ -9,5 +9,6 @@ app_name = "training-api"
 router = DefaultRouter()
 router.register("runs", api.RunViewSet, basename="run")
 router.register("augmentations", api.AugmentationViewSet, basename="augmentation")
+router.register("evaluations", api.EvaluationViewSet, basename="evaluation")
 
 urlpatterns = router.urls

@@ -206,6 +206,8 @@ WINNOW_MIN_DOMAIN_IMAGES = env_int("WINNOW_MIN_DOMAIN_IMAGES", 4, minimum=1)
 WINNOW_TRAINING_DATA_WORKERS = env_int("WINNOW_TRAINING_DATA_WORKERS", 4, minimum=0)
 WINNOW_TRAINING_DEVICE = env_str("WINNOW_TRAINING_DEVICE", "")  # "" picks CUDA when present
 WINNOW_TRANSLATE_MAX_SIDE = env_int("WINNOW_TRANSLATE_MAX_SIDE", 1024, minimum=16)
+# Local path of the FID Inception weights (never downloaded at run time; see docs/EVALUATION.md).
+WINNOW_INCEPTION_WEIGHTS = env_str("WINNOW_INCEPTION_WEIGHTS", "")
 
 # Ingestion limits: every bad input gets a clear per-item error and never stops the rest.
 INGEST_MAX_FILE_BYTES = env_int("INGEST_MAX_FILE_BYTES", 50 * 1024 * 1024, minimum=1)

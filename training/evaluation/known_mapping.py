@@ -165,10 +165,17 @@ class KnownMappingSet:
     test_b: list[Image.Image]  # test_b[i] = filter(test_a[i])
     crops: list[Crop]
     photos: list[Photo]
+    max_scale: float = 2.0
+
+    def params(self) -> dict[str, Any]:
+        """The arguments of make_known_mapping that rebuild this set (a callable filter by its name)."""
+        return {"size": self.size, "n_a": len(self.a), "n_b": len(self.b), "n_test": len(self.test_a),
+                "seed": self.seed, "filter": self.filter_name, "max_scale": self.max_scale}
 
     def manifest(self) -> dict[str, Any]:
         return {
-            "format": "winnow-known-mapping/1", "size": self.size, "seed": self.seed, "filter": self.filter_name,
+            "format": "winnow-known-mapping/1", "params": self.params(),
+            "size": self.size, "seed": self.seed, "filter": self.filter_name,
             "photos": [{"name": p.name, "sha256": p.sha256} for p in self.photos],
             "counts": {"A": len(self.a), "B": len(self.b), "test": len(self.test_a)},
             "crops": [{"photo": c.photo, "box": list(c.box), "cell": list(c.cell), "pool": c.pool} for c in self.crops],
@@ -198,7 +205,7 @@ def make_known_mapping(*, size: int = 64, n_a: int = 200, n_b: int = 200, n_test
         images[crop.pool].append(cut(by_name[crop.photo], crop, size))
     b = [_checked(apply, image) for image in images["B"]]
     test_b = [_checked(apply, image) for image in images["test"]]
-    return KnownMappingSet(size, seed, filter_name, images["A"], b, images["test"], test_b, crops, photos)
+    return KnownMappingSet(size, seed, filter_name, images["A"], b, images["test"], test_b, crops, photos, max_scale)
 
 
 def _checked(apply: ImageFilter, image: Image.Image) -> Image.Image:
