@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from django.db.models import Prefetch, QuerySet
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from . import exports, services, splits
-from .models import Annotation, Batch, Project, Split, Task, TaskStatus
-from .permissions import IsProjectMember, IsProjectOwner, IsProjectOwnerOrReadOnly, ProjectPermission
+from . import exports, services, splits, webhooks
+from .exceptions import Conflict
+from .models import (
+    Annotation,
+    Batch,
+    Delivery,
+    DeliveryStatus,
+    Export,
+    ExportStatus,
+    Project,
+    Role,
+    Split,
+    Task,
+    TaskStatus,
+    Webhook,
+)
+from .permissions import IsProjectMember, IsProjectOwner, IsProjectOwnerOrReadOnly, ProjectPermission, role_in
 from .serializers import (
     AnswerSerializer,
     AssetSerializer,
@@ -152,7 +168,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
         return Response(BatchSerializer(project.batches.alive(), many=True).data)
 
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=["json", "ndjson"], description="default json")],
+        parameters=[OpenApiParameter("format", str, enum=sorted(exports.WRITERS), description="default json")],
         responses={200: bytes},
     )
     @action(detail=True, methods=["get"], permission_classes=[IsProjectOwner])
@@ -378,3 +394,210 @@ class SplitViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         response = StreamingHttpResponse(splits.stream_zip(split), content_type="application/zip")
         response["Content-Disposition"] = f'attachment; filename="split-{split.project_id}-v{split.version}.zip"'
         return response
+
+    @extend_schema(request=None, responses={200: bytes})
+    @action(detail=True, methods=["get"], url_path="export-cyclegan", permission_classes=[IsProjectOwner])
+    def export_cyclegan(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
+        """An approved split as trainA/, trainB/, testA/, testB/ (and valA/, valB/) with manifest.json, streamed."""
+        split = self.get_object()
+        chunks = exports.stream_cyclegan_zip(split)
+        first = next(chunks)  # refuses a draft split now, while a 409 can still be sent
+        response = StreamingHttpResponse(itertools.chain([first], chunks), content_type="application/zip")
+        response["Content-Disposition"] = f'attachment; filename="split-{split.project_id}-v{split.version}-cyclegan.zip"'
+        return response
+
+
+# --- webhooks and their delivery log (/api/v1/projects/{id}/webhooks/) ---------------------------
+
+
+class WebhookSerializer(serializers.ModelSerializer):
+    events = serializers.ListField(child=serializers.CharField(), help_text=f"some of {list(webhooks.EVENTS)}")
+
+    class Meta:
+        model = Webhook
+        fields = ["id", "project", "url", "events", "active", "description", "created_at"]
+        read_only_fields = ["id", "project", "created_at"]
+
+
+class DeliverySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Delivery
+        fields = ["id", "webhook", "event", "url", "status", "attempts", "response_code", "last_error",
+                  "next_attempt_at", "created_at", "last_attempt_at", "delivered_at", "payload"]
+        read_only_fields = fields
+
+
+class DeliveryPagination(CursorPagination):
+    ordering = "-id"
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+def _owned_project(request: Request, project_pk: str, what: str) -> Project:
+    project = get_object_or_404(Project.objects.alive(), pk=project_pk) if project_pk.isdigit() else None
+    if project is None:
+        raise Http404("no such project")
+    if role_in(request.user, project) != Role.OWNER:
+        raise PermissionDenied(f"only the project's owners may {what}")
+    return project
+
+
+class WebhookViewSet(viewsets.ViewSet):
+    """A project's webhooks (owners only), the signing secret and the log of every delivery."""
+
+    permission_classes = [ProjectPermission]
+    lookup_value_regex = r"\d+"
+
+    def _project(self) -> Project:
+        return _owned_project(self.request, self.kwargs["project_pk"], "manage webhooks")
+
+    def _webhook(self, pk: str) -> Webhook:
+        return get_object_or_404(Webhook, pk=pk, project=self._project())
+
+    @extend_schema(responses=WebhookSerializer(many=True))
+    def list(self, request: Request, project_pk: str) -> Response:
+        return Response(WebhookSerializer(self._project().webhooks.all(), many=True).data)
+
+    @extend_schema(request=WebhookSerializer, responses={201: WebhookSerializer})
+    def create(self, request: Request, project_pk: str) -> Response:
+        project = self._project()
+        body = WebhookSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        webhook = webhooks.create_webhook(project=project, created_by=request.user, **body.validated_data)
+        return Response(WebhookSerializer(webhook).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=WebhookSerializer)
+    def retrieve(self, request: Request, project_pk: str, pk: str) -> Response:
+        return Response(WebhookSerializer(self._webhook(pk)).data)
+
+    @extend_schema(request=WebhookSerializer, responses=WebhookSerializer)
+    def partial_update(self, request: Request, project_pk: str, pk: str) -> Response:
+        webhook = self._webhook(pk)
+        body = WebhookSerializer(webhook, data=request.data, partial=True)
+        body.is_valid(raise_exception=True)
+        webhook = webhooks.update_webhook(webhook=webhook, fields=dict(body.validated_data))
+        return Response(WebhookSerializer(webhook).data)
+
+    @extend_schema(responses={204: None})
+    def destroy(self, request: Request, project_pk: str, pk: str) -> Response:
+        self._webhook(pk).delete()  # its deliveries stay in the log
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=None, responses=dict)
+    @action(detail=False, methods=["get", "post"])
+    def secret(self, request: Request, project_pk: str) -> Response:
+        """GET: the HMAC-SHA256 secret that signs this project's deliveries. POST: rotate it."""
+        project = self._project()
+        if request.method == "POST":
+            project = webhooks.rotate_secret(project=project)
+        return Response({"secret": project.webhook_secret, "header": webhooks.SIGNATURE_HEADER,
+                         "algorithm": "HMAC-SHA256 over the request body, hex, prefixed 'sha256='"})
+
+    @extend_schema(
+        responses=DeliverySerializer(many=True),
+        parameters=[OpenApiParameter("status", str, enum=DeliveryStatus.values), OpenApiParameter("event", str),
+                    OpenApiParameter("webhook", int)],
+    )
+    @action(detail=False, methods=["get"])
+    def deliveries(self, request: Request, project_pk: str) -> Response:
+        """Every delivery of the project's events (webhooks and task/batch callbacks), newest first."""
+        rows = Delivery.objects.filter(project=self._project())
+        params = request.query_params
+        if "status" in params:
+            if params["status"] not in DeliveryStatus.values:
+                raise ValidationError({"status": [f"status must be one of {DeliveryStatus.values}"]})
+            rows = rows.filter(status=params["status"])
+        if "event" in params:
+            rows = rows.filter(event=params["event"])
+        if "webhook" in params:
+            if not params["webhook"].isdigit():
+                raise ValidationError({"webhook": ["webhook must be a webhook id"]})
+            rows = rows.filter(webhook_id=int(params["webhook"]))
+        paginator = DeliveryPagination()
+        page = paginator.paginate_queryset(rows, request, view=self)
+        return paginator.get_paginated_response(DeliverySerializer(page, many=True).data)
+
+    @extend_schema(request=None, responses={202: DeliverySerializer})
+    @action(detail=False, methods=["post"], url_path=r"deliveries/(?P<delivery_id>\d+)/redeliver")
+    def redeliver(self, request: Request, project_pk: str, delivery_id: str) -> Response:
+        """Send a delivered or failed delivery's payload again, as a new delivery."""
+        delivery = get_object_or_404(Delivery, pk=delivery_id, project=self._project())
+        copy = webhooks.redeliver(delivery=delivery)
+        return Response(DeliverySerializer(copy).data, status=status.HTTP_202_ACCEPTED)
+
+
+# --- exports written by a worker (/api/v1/projects/{id}/exports/) --------------------------------
+
+
+class ExportRequestSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=sorted(exports.EXPORT_FORMATS))
+    batch = serializers.IntegerField(required=False, allow_null=True, help_text="only this batch's tasks")
+    split = serializers.IntegerField(required=False, allow_null=True, help_text="the approved split (cyclegan format)")
+
+
+class ExportSerializer(serializers.ModelSerializer):
+    progress = serializers.FloatField(read_only=True)
+    download_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Export
+        fields = ["id", "project", "batch", "split", "format", "status", "progress", "rows_done", "rows_total",
+                  "byte_size", "error", "created_at", "started_at", "finished_at", "download_url"]
+        read_only_fields = fields
+
+    def get_download_url(self, export: Export) -> str | None:
+        if export.status != ExportStatus.DONE:
+            return None
+        url = f"/api/v1/projects/{export.project_id}/exports/{export.pk}/download/"
+        request = self.context.get("request")
+        return request.build_absolute_uri(url) if request is not None else url
+
+
+class ExportViewSet(viewsets.ViewSet):
+    """Large exports: queue one, poll its progress, download the file when it is done (owners only)."""
+
+    permission_classes = [ProjectPermission]
+    lookup_value_regex = r"\d+"
+
+    def _project(self) -> Project:
+        return _owned_project(self.request, self.kwargs["project_pk"], "export")
+
+    def _export(self, pk: str) -> Export:
+        return get_object_or_404(Export, pk=pk, project=self._project())
+
+    @extend_schema(responses=ExportSerializer(many=True))
+    def list(self, request: Request, project_pk: str) -> Response:
+        rows = self._project().exports.order_by("-id")[:100]
+        return Response(ExportSerializer(rows, many=True, context={"request": request}).data)
+
+    @extend_schema(request=ExportRequestSerializer, responses={202: ExportSerializer})
+    def create(self, request: Request, project_pk: str) -> Response:
+        project = self._project()
+        body = ExportRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        batch = split = None
+        if body.validated_data.get("batch") is not None:
+            batch = get_object_or_404(Batch.objects.alive(), pk=body.validated_data["batch"], project=project)
+        if body.validated_data.get("split") is not None:
+            split = get_object_or_404(Split, pk=body.validated_data["split"], project=project)
+        export = exports.start_export(project=project, fmt=body.validated_data["format"], batch=batch, split=split,
+                                      requested_by=request.user)
+        return Response(ExportSerializer(export, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(responses=ExportSerializer)
+    def retrieve(self, request: Request, project_pk: str, pk: str) -> Response:
+        return Response(ExportSerializer(self._export(pk), context={"request": request}).data)
+
+    @extend_schema(responses={200: bytes})
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, project_pk: str, pk: str) -> FileResponse:
+        export = self._export(pk)
+        if export.status != ExportStatus.DONE:
+            raise Conflict(f"the export is {export.status}; download it once its status is done", code="not_ready")
+        path = exports.export_path(export)
+        if not path.is_file():
+            raise Conflict("the export's file is gone; start a new export", code="file_missing")
+        name = f"project-{export.project_id}-export-{export.pk}.{exports.extension_of(export.format)}"
+        return FileResponse(path.open("rb"), as_attachment=True, filename=name,
+                            content_type=exports.content_type_of(export.format))

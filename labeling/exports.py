@@ -413,6 +413,14 @@ def _enqueue_export(export_id: int) -> None:
     jobs.run_export.delay(export_id)
 
 
+def extension_of(fmt: str) -> str:
+    return "zip" if fmt == "cyclegan" else WRITERS[fmt].extension
+
+
+def content_type_of(fmt: str) -> str:
+    return "application/zip" if fmt == "cyclegan" else WRITERS[fmt].content_type
+
+
 def export_path(export: Export) -> Path:
     return Path(settings.MEDIA_ROOT) / export.file
 
@@ -439,7 +447,6 @@ def run_export(*, export_id: int) -> None:
         if export.format == "cyclegan":
             assert export.split is not None  # noqa: S101 - start_export requires it
             total = export.split.items.count()
-            extension = "zip"
             chunks = stream_cyclegan_zip(export.split, on_item=progress)
         else:
             writer = WRITERS[export.format]
@@ -447,14 +454,13 @@ def run_export(*, export_id: int) -> None:
             if export.batch_id:
                 tasks = tasks.filter(batch_id=export.batch_id)
             total = tasks.count()
-            extension = writer.extension
             rows = task_rows(project=export.project, base_url=settings.WINNOW_PUBLIC_URL, batch_id=export.batch_id)
             chunks = writer.stream(_counted(rows, progress))
         Export.objects.filter(pk=export_id).update(rows_total=total)
         with os.fdopen(fd, "wb") as out:
             for chunk in chunks:
                 out.write(chunk)
-        name = f"exports/{export.project_id}/export-{export.pk}-{secrets.token_urlsafe(12)}.{extension}"
+        name = f"exports/{export.project_id}/export-{export.pk}-{secrets.token_urlsafe(12)}.{extension_of(export.format)}"
         os.replace(tmp, Path(settings.MEDIA_ROOT) / name)
         Export.objects.filter(pk=export_id).update(
             status=ExportStatus.DONE, file=name, rows_done=total, byte_size=(Path(settings.MEDIA_ROOT) / name).stat().st_size,
