@@ -220,6 +220,42 @@ def annotator_table(*, project: Project) -> list[dict[str, Any]]:
     return table
 
 
+def my_standing(*, project: Project, membership: Membership) -> dict[str, Any]:
+    """What an annotator may know of their own quality: pause, and how their gold answers scored.
+
+    `gold_accuracy` covers every gold answer; `judged` covers those the pause rule looks at (all of
+    them, or only those since a reinstatement) and how many more it needs before it judges.
+    """
+    user = membership.user
+    overall = gold_scores(project=project, annotator=user).get(user.pk)
+    judged = (
+        gold_scores(project=project, annotator=user, since=membership.gold_scored_since).get(user.pk)
+        if membership.gold_scored_since is not None
+        else overall
+    )
+    judged_answers = judged["gold_answers"] if judged else 0
+    return {
+        "username": user.username,
+        "role": membership.role,
+        "paused": membership.paused_at is not None,
+        "paused_reason": membership.paused_reason,
+        "gold_accuracy": (
+            {"overall": overall["accuracy"], "recent": overall["recent_accuracy"], "answers": overall["gold_answers"],
+             "correct": overall["gold_correct"]}
+            if overall
+            else None
+        ),
+        "judged": {
+            "since": membership.gold_scored_since,
+            "answers": judged_answers,
+            "accuracy": judged["accuracy"] if judged else None,
+            "answers_before_judged": max(0, project.min_gold_answers - judged_answers),
+        },
+        "min_gold_accuracy": project.min_gold_accuracy,
+        "min_gold_answers": project.min_gold_answers,
+    }
+
+
 def reinstate(*, project: Project, username: str) -> Membership:
     """Let a paused annotator label again; the pause rule restarts from their next gold answer."""
     membership = Membership.objects.filter(project=project, user__username=username).first()

@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from . import quality
-from .models import Batch, Project, Role, Task
+from .models import Batch, Membership, Project, Role, Task
 from .permissions import role_in
 from .serializers import media_url
 
@@ -117,6 +117,21 @@ def annotators(request: Request, pk: int) -> Response:
     return Response(quality.annotator_table(project=project))
 
 
+@extend_schema(responses=dict)
+@api_view(["GET"])
+def me(request: Request, pk: int) -> Response:
+    """The caller's own standing in the project: role, pause, and gold accuracy (overall and recent).
+
+    Any member may ask; it tells nobody which tasks were gold, only how their gold answers scored.
+    """
+    project = _project(pk)
+    _require(request, project, {Role.OWNER, Role.REVIEWER, Role.ANNOTATOR}, "see their standing")
+    membership = Membership.objects.filter(project=project, user=request.user).first()
+    if membership is None:  # role_in cached a membership removed since: answer as for a stranger
+        raise PermissionDenied("you are not a member of this project")
+    return Response(quality.my_standing(project=project, membership=membership))
+
+
 @extend_schema(request=None, responses=dict)
 @api_view(["POST"])
 def annotator_reinstate(request: Request, pk: int, username: str) -> Response:
@@ -210,6 +225,7 @@ urlpatterns = [
     path("tasks/<int:pk>/gold/", task_gold, name="task-gold"),
     path("tasks/<int:pk>/audit/", task_audit, name="task-audit"),
     path("projects/<int:pk>/calibration/", calibration_report, name="project-calibration"),
+    path("projects/<int:pk>/me/", me, name="project-me"),
     path("projects/<int:pk>/annotators/", annotators, name="project-annotators"),
     path("projects/<int:pk>/annotators/<str:username>/reinstate/", annotator_reinstate, name="annotator-reinstate"),
     path("projects/<int:pk>/annotators/<str:username>/relabel/", annotator_relabel, name="annotator-relabel"),

@@ -74,3 +74,34 @@ def test_reinstating_a_stranger_is_404(gold_project, alice, client_for):
     response = client_for(alice).post(f"/api/v1/projects/{gold_project.pk}/annotators/mallory/reinstate/")
     assert response.status_code == 404
     assert "not a member" in str(response.data)
+
+
+def test_an_annotator_reads_their_own_gold_accuracy_and_pause(gold_project, dave, mallory, client_for, make_batch):
+    make_batch(gold_project, 4, kind="production", seed=3500)
+    url = f"/api/v1/projects/{gold_project.pk}/me/"
+    response = client_for(dave).get(url)
+    assert response.status_code == 200
+    assert response.data["gold_accuracy"] is None and not response.data["paused"]
+    assert response.data["judged"]["answers_before_judged"] == 2
+
+    answer_until_paused(gold_project, dave, "Neither")
+    response = client_for(dave).get(url)
+    assert response.status_code == 200
+    assert response.data["paused"] and "under the project's 90%" in response.data["paused_reason"]
+    assert response.data["gold_accuracy"] == {"overall": 0.0, "recent": 0.0, "answers": 2, "correct": 0}
+    assert response.data["judged"]["answers_before_judged"] == 0
+
+    quality.reinstate(project=gold_project, username="dave")
+    response = client_for(dave).get(url)
+    assert not response.data["paused"]
+    assert response.data["gold_accuracy"]["answers"] == 2  # the record stays
+    assert response.data["judged"]["answers"] == 0 and response.data["judged"]["answers_before_judged"] == 2
+
+    assert client_for(mallory).get(url).status_code == 403
+
+
+def test_the_progress_the_annotator_page_polls_carries_my_gold_accuracy(gold_project, bob, client_for):
+    response = client_for(bob).get(f"/api/v1/projects/{gold_project.pk}/progress/")
+    assert response.status_code == 200
+    # bob's four calibration answers became gold when the owner confirmed them, all right.
+    assert response.data["gold_accuracy"] == {"overall": 1.0, "recent": 1.0, "answers": 4}
