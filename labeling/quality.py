@@ -15,7 +15,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q
 from django.utils import timezone
 
 from . import stats
@@ -104,26 +104,32 @@ def mix_gold(*, batch: Batch) -> int:
     if batch.kind != BatchKind.PRODUCTION or project.gold_rate <= 0:
         return 0
     gold = list(
-        Task.objects.alive().filter(project=project, is_gold=True, gold_source__isnull=True, asset__isnull=False)
+        Task.objects.alive()
+        .filter(project=project, is_gold=True, gold_source__isnull=True, asset__isnull=False)
+        .only("id", "asset_id", "gold_choice_id", "source_name", "metadata")
     )
-    tasks = list(batch.tasks.alive().filter(is_gold=False).values_list("created_at", flat=True))
-    if not gold or not tasks:
+    # The batch's extent in upload order, from one aggregate rather than every task's timestamp.
+    extent = batch.tasks.alive().filter(is_gold=False).aggregate(n=Count("id"), first=Min("created_at"), last=Max("created_at"))
+    if not gold or not extent["n"]:
         return 0
-    count = min(len(gold), max(1, round(project.gold_rate * len(tasks))))
+    count = min(len(gold), max(1, round(project.gold_rate * extent["n"])))
     rng = random.Random(secrets.randbits(64))
-    first, last = min(tasks), max(tasks)
-    span = (last - first).total_seconds()
+    first, span = extent["first"], (extent["last"] - extent["first"]).total_seconds()
+    # Ids, not related objects: `source.asset` would cost a query per copy.
     copies = [
         Task(
-            project=project, batch=batch, asset=source.asset, is_gold=True, gold_choice=source.gold_choice,
-            gold_source=source, source_name=source.source_name, metadata=source.metadata,
+            project=project, batch=batch, asset_id=source.asset_id, is_gold=True, gold_choice_id=source.gold_choice_id,
+            gold_source_id=source.pk, source_name=source.source_name, metadata=source.metadata,
             status=TaskStatus.QUEUED,
         )
         for source in rng.sample(gold, count)
     ]
     Task.objects.bulk_create(copies)
-    for task in copies:  # created_at is auto_now_add: place each copy at a random point of the queue
-        Task.objects.filter(pk=task.pk).update(created_at=first + timedelta(seconds=rng.uniform(0, span)))
+    # created_at is auto_now_add, so the insert stamped every copy "now": place each at a random point
+    # of the queue instead, in one UPDATE.
+    for task in copies:
+        task.created_at = first + timedelta(seconds=rng.uniform(0, span))
+    Task.objects.bulk_update(copies, ["created_at"], batch_size=1000)
     return count
 
 
