@@ -311,9 +311,11 @@ def _discard_and_requeue(task_ids: list[int], *, annotator_id: int | None = None
         task.annotation_count, task.extra_answers, task.status = live, 0, TaskStatus.QUEUED
         resolve_task(task=task)
         batch_ids.add(task.batch_id)
-    Batch.objects.filter(pk__in=batch_ids, status__in=[BatchStatus.LABELED, BatchStatus.REJECTED]).update(
-        status=BatchStatus.LABELING, labeled_at=None, decided_at=None
-    )
+    # An audit under way is abandoned too: its sample judged answers that are gone, so the batch is
+    # audited afresh (a new round) once it is labeled again.
+    Batch.objects.filter(
+        pk__in=batch_ids, status__in=[BatchStatus.LABELED, BatchStatus.AUDITED, BatchStatus.REJECTED]
+    ).update(status=BatchStatus.LABELING, labeled_at=None, decided_at=None)
 
 
 # --- audits -----------------------------------------------------------------------------------
