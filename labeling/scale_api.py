@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from typing import Any
 
 from django.db import IntegrityError, transaction
@@ -189,7 +189,7 @@ def parse_time(value: str, name: str, *, end_of_day: bool = False) -> datetime:
             raise InvalidInput(f"{name} must be a UTC time like '2024-05-01 12:00:00.000000' or a date, not {value!r}")
         parsed = datetime.combine(day, time.max if end_of_day else time.min)
     if timezone.is_naive(parsed):
-        parsed = timezone.make_aware(parsed, timezone.utc)
+        parsed = timezone.make_aware(parsed, UTC)
     return parsed
 
 
@@ -582,10 +582,11 @@ class ProjectParamsView(ScaleView):
             fields["question"] = question[:500]
         if choices is not None:
             choices = _assign_hotkeys(choices, dict(project.choices.values_list("label", "hotkey")))
+        scale = dict(project.scale_params or {})
+        # A project made through Winnow's own API starts its history with what it was before this change.
+        history = list(scale.get("param_history") or [_history_entry(current_params(project, 0), 0)])
         with transaction.atomic():
             project = services.update_project(project=project, fields=fields, choices=choices)
-            scale = dict(project.scale_params or {})
-            history = list(scale.get("param_history") or [])
             history.append(_history_entry(params, len(history)))
             scale.update(type=TASK_TYPE, param_history=history)
             if key:
