@@ -294,7 +294,12 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gen
         )
         if self.action != "list":
             return queryset
-        queryset = queryset.filter(project__memberships__user=self.request.user, project__deleted_at__isnull=True)
+        # Annotators see tasks only through leasing: a listing would show which tasks are gold and
+        # how others answered. One filter() call, so user and role match the same membership row.
+        queryset = queryset.filter(
+            project__memberships__user=self.request.user, project__memberships__role__in=[Role.OWNER, Role.REVIEWER],
+            project__deleted_at__isnull=True,
+        )
         params = self.request.query_params
         if "batch" in params:
             if not params["batch"].isdigit():
@@ -311,6 +316,12 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gen
         if "unique_id" in params:
             queryset = queryset.filter(unique_id=params["unique_id"])
         return queryset
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        task = self.get_object()
+        if role_in(request.user, task.project) == Role.ANNOTATOR:
+            raise PermissionDenied("annotators see tasks through next-tasks/; a task's details show gold and others' answers")
+        return Response(self.get_serializer(task).data)
 
     @extend_schema(
         parameters=[

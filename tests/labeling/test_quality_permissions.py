@@ -155,3 +155,22 @@ def test_calibration_gold_is_refused_for_unanswered_tasks_and_foreign_choices(pr
     assert not task.is_gold and task.gold_choice is None
     response = client.post(f"/api/v1/projects/{project.pk}/approve-calibration/")
     assert response.status_code == 409 and "calibration" in str(response.data)
+
+
+def test_annotators_cannot_list_or_read_tasks_so_gold_and_others_answers_stay_hidden(project, alice, bob, dave, client_for, make_batch):
+    """An annotator who could list tasks would see `is_gold` and how others answered."""
+    batch = make_batch(project, 4, kind="calibration", seed=5200)
+    photo = project.choices.get(label="Photorealistic").pk
+    while (task := services.lease_next_task(project=project, annotator=bob)) is not None:
+        services.submit_annotation(task=task, annotator=bob, choice_id=photo, duration_ms=500)
+    gold = batch.tasks.first()
+    quality.set_gold(task=gold, choice_id=photo)
+
+    response = client_for(dave).get(f"/api/v1/tasks/?batch={batch.pk}")
+    assert response.status_code == 200 and response.data["results"] == []
+    response = client_for(dave).get(f"/api/v1/tasks/{gold.pk}/")
+    assert response.status_code == 403 and "next-tasks" in str(response.data)
+    # Owners (and reviewers) still read them in full.
+    response = client_for(alice).get(f"/api/v1/tasks/{gold.pk}/")
+    assert response.status_code == 200 and response.data["is_gold"]
+    assert len(client_for(alice).get(f"/api/v1/tasks/?batch={batch.pk}").data["results"]) == 4
