@@ -437,15 +437,17 @@ def run_export(*, export_id: int) -> None:
     export = Export.objects.select_related("project", "split").get(pk=export_id)
     folder = Path(settings.MEDIA_ROOT) / "exports" / str(export.project_id)
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
 
     def progress(n: int) -> None:
         if n % PROGRESS_EVERY == 0:
             Export.objects.filter(pk=export_id).update(rows_done=n)
 
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    out = os.fdopen(fd, "wb")
     try:
         if export.format == "cyclegan":
-            assert export.split is not None  # noqa: S101 - start_export requires it
+            if export.split is None:  # start_export requires one; it was deleted while the export waited
+                raise InvalidInput("the split of this export was deleted; export another split")
             total = export.split.items.count()
             chunks = stream_cyclegan_zip(export.split, on_item=progress)
         else:
@@ -457,7 +459,7 @@ def run_export(*, export_id: int) -> None:
             rows = task_rows(project=export.project, base_url=settings.WINNOW_PUBLIC_URL, batch_id=export.batch_id)
             chunks = writer.stream(_counted(rows, progress))
         Export.objects.filter(pk=export_id).update(rows_total=total)
-        with os.fdopen(fd, "wb") as out:
+        with out:
             for chunk in chunks:
                 out.write(chunk)
         name = f"exports/{export.project_id}/export-{export.pk}-{secrets.token_urlsafe(12)}.{extension_of(export.format)}"
@@ -468,6 +470,7 @@ def run_export(*, export_id: int) -> None:
         )
     except Exception as exc:
         # The job's edge: record why, so the owner sees it, then let Celery log the failure.
+        out.close()
         Path(tmp).unlink(missing_ok=True)
         Export.objects.filter(pk=export_id).update(status=ExportStatus.FAILED, error=str(exc)[:500] or exc.__class__.__name__,
                                                    finished_at=timezone.now())
