@@ -35,7 +35,7 @@ from django.utils import timezone
 
 from . import ingest
 from .exceptions import Conflict, InvalidInput
-from .models import Batch, Delivery, DeliveryStatus, Project, Task, Webhook, WebhookEvent, new_secret
+from .models import Batch, Delivery, DeliveryStatus, Project, Split, Task, Webhook, WebhookEvent, new_secret
 
 log = logging.getLogger(__name__)
 
@@ -297,3 +297,26 @@ def batch_labeled(batch_id: int) -> None:
     """Emit batch.labeled for a batch whose every task has its answer."""
     batch = Batch.objects.select_related("project").get(pk=batch_id)
     emit(WebhookEvent.BATCH_LABELED, batch.project, lambda: batch_data(batch), callback_url=batch.callback_url)
+
+
+# One-line hooks for the workflows other modules own; each is called where the transition is won.
+
+
+def batch_audited(batch: Batch) -> None:
+    """Emit batch.audited once an audit decided a batch (status accepted or rejected), with the figures."""
+    from . import quality
+
+    batch = Batch.objects.select_related("project").get(pk=batch.pk)
+    emit(WebhookEvent.BATCH_AUDITED, batch.project,
+         lambda: {**batch_data(batch), "decision": batch.status, "quality": quality.batch_quality(batch=batch)},
+         callback_url=batch.callback_url)
+
+
+def split_approved(split: Split) -> None:
+    """Emit split.approved for a split an owner has just approved (frozen for training)."""
+    split = Split.objects.select_related("project", "approved_by").get(pk=split.pk)
+    emit(WebhookEvent.SPLIT_APPROVED, split.project, lambda: {"split": {
+        "id": split.pk, "version": split.version, "counts": split.counts, "manifest_sha256": split.manifest_sha256,
+        "approved_by": split.approved_by.get_username() if split.approved_by else None,
+        "approved_at": split.approved_at.isoformat() if split.approved_at else None,
+    }})

@@ -397,3 +397,42 @@ def test_cancelling_the_last_open_task_reports_the_batch_labeled(project: Projec
     [delivery] = Delivery.objects.all()
     assert delivery.event == "batch.labeled"
     assert delivery.payload["data"]["counts"]["cancelled"] == 1
+
+
+# --- hooks for the workflows other modules own ----------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_batch_audited_carries_the_decision_and_the_figures(project: Project, make_batch: Callable[..., Batch],
+                                                            bob: Any, carol: Any, alice: Any,
+                                                            allow_localhost: None) -> None:
+    from labeling import quality
+
+    webhooks.create_webhook(project=project, url="http://localhost:9/hook", events=["batch.audited"], created_by=alice)
+    Project.objects.filter(pk=project.pk).update(max_error_rate=0.99)
+    batch = make_batch(project, n=2, kind="production")
+    answer_all(project, bob)
+    quality.draw_audit_sample(batch=Batch.objects.get(pk=batch.pk), size=2, seed=3)
+    for task in Task.objects.filter(batch=batch):
+        quality.submit_audit(task=task, reviewer=carol, correct=True, choice_id=None)
+
+    webhooks.batch_audited(batch)
+
+    [delivery] = Delivery.objects.all()
+    data = delivery.payload["data"]
+    assert (delivery.event, data["decision"], data["batch"]["winnow_status"]) == ("batch.audited", "accepted", "accepted")
+    assert data["quality"]["audited"] == 2
+
+
+@pytest.mark.django_db
+def test_split_approved_describes_the_frozen_split(project: Project, alice: Any, allow_localhost: None) -> None:
+    from tests.labeling.test_export_formats import approved_split
+
+    webhooks.create_webhook(project=project, url="http://localhost:9/hook", events=["split.approved"], created_by=alice)
+    split = approved_split(project, alice)
+
+    webhooks.split_approved(split)
+
+    [delivery] = Delivery.objects.all()
+    assert delivery.payload["data"]["split"]["manifest_sha256"] == split.manifest_sha256
+    assert delivery.payload["data"]["split"]["approved_by"] == "alice"
