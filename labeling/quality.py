@@ -38,6 +38,10 @@ from .models import (
 
 RECENT_GOLD = 20  # "recent" gold accuracy looks at an annotator's last this-many gold answers
 LOW_AGREEMENT = 2 / 3  # consensus at or under this share of annotators is flagged
+# Annotators see their gold accuracy in whole blocks of this many gold answers. Were it exact, an
+# annotator checking it after each answer would learn which tasks were gold, and the right answers
+# to the gold copies that come back in later batches.
+GOLD_FEEDBACK_BLOCK = 10
 
 
 # --- calibration and gold ---------------------------------------------------------------------
@@ -226,37 +230,36 @@ def annotator_table(*, project: Project) -> list[dict[str, Any]]:
     return table
 
 
-def my_standing(*, project: Project, membership: Membership) -> dict[str, Any]:
-    """What an annotator may know of their own quality: pause, and how their gold answers scored.
+def shown_gold_accuracy(*, project: Project, annotator: AbstractBaseUser) -> dict[str, Any] | None:
+    """An annotator's own gold accuracy as they may see it: over their oldest gold answers in whole
+    blocks of GOLD_FEEDBACK_BLOCK, so a change never points at one answer. None before the first block.
+    `recent` covers the last two blocks shown."""
+    results = [
+        given == gold
+        for given, gold in Annotation.objects.live()
+        .filter(task__project=project, task__is_gold=True, annotator=annotator)
+        .order_by("created_at", "id")
+        .values_list("choice_id", "task__gold_choice_id")
+    ]
+    shown = len(results) - len(results) % GOLD_FEEDBACK_BLOCK
+    if shown == 0:
+        return None
+    counted, recent = results[:shown], results[max(0, shown - 2 * GOLD_FEEDBACK_BLOCK):shown]
+    return {"overall": sum(counted) / shown, "recent": sum(recent) / len(recent), "answers": shown,
+            "correct": sum(counted)}
 
-    `gold_accuracy` covers every gold answer; `judged` covers those the pause rule looks at (all of
-    them, or only those since a reinstatement) and how many more it needs before it judges.
-    """
-    user = membership.user
-    overall = gold_scores(project=project, annotator=user).get(user.pk)
-    judged = (
-        gold_scores(project=project, annotator=user, since=membership.gold_scored_since).get(user.pk)
-        if membership.gold_scored_since is not None
-        else overall
-    )
-    judged_answers = judged["gold_answers"] if judged else 0
+
+def my_standing(*, project: Project, membership: Membership) -> dict[str, Any]:
+    """What an annotator may know of their own quality: whether they are paused and why, and their
+    gold accuracy in blocks (see `shown_gold_accuracy`); never anything that tells a task was gold."""
     return {
-        "username": user.username,
+        "username": membership.user.username,
         "role": membership.role,
         "paused": membership.paused_at is not None,
         "paused_reason": membership.paused_reason,
-        "gold_accuracy": (
-            {"overall": overall["accuracy"], "recent": overall["recent_accuracy"], "answers": overall["gold_answers"],
-             "correct": overall["gold_correct"]}
-            if overall
-            else None
-        ),
-        "judged": {
-            "since": membership.gold_scored_since,
-            "answers": judged_answers,
-            "accuracy": judged["accuracy"] if judged else None,
-            "answers_before_judged": max(0, project.min_gold_answers - judged_answers),
-        },
+        "gold_accuracy": shown_gold_accuracy(project=project, annotator=membership.user),
+        "gold_feedback_block": GOLD_FEEDBACK_BLOCK,
+        "scored_since": membership.gold_scored_since,
         "min_gold_accuracy": project.min_gold_accuracy,
         "min_gold_answers": project.min_gold_answers,
     }

@@ -812,7 +812,8 @@ def annotator_progress(*, project: Project, annotator: AbstractBaseUser) -> dict
 
     The batch counts are shared by every annotator of the project and cost a scan of its open
     batches, so they are cached for `PROGRESS_CACHE_SECONDS`; the annotator's own count is exact.
-    `gold_accuracy` is a slot for the quality checks; None until they fill it.
+    `gold_accuracy` is the annotator's gold accuracy as a share, in whole blocks of gold answers
+    (`quality.shown_gold_accuracy`); None before the first block.
     """
     key = f"winnow:progress:{project.pk}"
     batches = cache.get(key)
@@ -845,13 +846,12 @@ def annotator_progress(*, project: Project, annotator: AbstractBaseUser) -> dict
     }
 
 
-def _gold_accuracy(project: Project, annotator: AbstractBaseUser) -> dict[str, Any] | None:
+def _gold_accuracy(project: Project, annotator: AbstractBaseUser) -> float | None:
+    """The share the annotator page shows; `GET …/me/` has the whole figure (recent, answers)."""
     from . import quality
 
-    score = quality.gold_scores(project=project, annotator=annotator).get(annotator.pk)
-    if score is None:
-        return None
-    return {"overall": score["accuracy"], "recent": score["recent_accuracy"], "answers": score["gold_answers"]}
+    shown = quality.shown_gold_accuracy(project=project, annotator=annotator)
+    return shown["overall"] if shown else None
 
 
 def approve_calibration(*, project: Project) -> Project:

@@ -76,32 +76,40 @@ def test_reinstating_a_stranger_is_404(gold_project, alice, client_for):
     assert "not a member" in str(response.data)
 
 
-def test_an_annotator_reads_their_own_gold_accuracy_and_pause(gold_project, dave, mallory, client_for, make_batch):
+def test_an_annotator_reads_their_own_pause_and_reason(gold_project, dave, mallory, client_for, make_batch):
     make_batch(gold_project, 4, kind="production", seed=3500)
     url = f"/api/v1/projects/{gold_project.pk}/me/"
     response = client_for(dave).get(url)
     assert response.status_code == 200
     assert response.data["gold_accuracy"] is None and not response.data["paused"]
-    assert response.data["judged"]["answers_before_judged"] == 2
 
     answer_until_paused(gold_project, dave, "Neither")
     response = client_for(dave).get(url)
     assert response.status_code == 200
     assert response.data["paused"] and "under the project's 90%" in response.data["paused_reason"]
-    assert response.data["gold_accuracy"] == {"overall": 0.0, "recent": 0.0, "answers": 2, "correct": 0}
-    assert response.data["judged"]["answers_before_judged"] == 0
+    assert response.data["gold_accuracy"] is None  # 2 gold answers: under one block, nothing shown
 
     quality.reinstate(project=gold_project, username="dave")
     response = client_for(dave).get(url)
-    assert not response.data["paused"]
-    assert response.data["gold_accuracy"]["answers"] == 2  # the record stays
-    assert response.data["judged"]["answers"] == 0 and response.data["judged"]["answers_before_judged"] == 2
+    assert not response.data["paused"] and response.data["scored_since"] is not None
 
     assert client_for(mallory).get(url).status_code == 403
 
 
-def test_the_progress_the_annotator_page_polls_carries_my_gold_accuracy(gold_project, bob, client_for):
-    response = client_for(bob).get(f"/api/v1/projects/{gold_project.pk}/progress/")
-    assert response.status_code == 200
-    # bob's four calibration answers became gold when the owner confirmed them, all right.
-    assert response.data["gold_accuracy"] == {"overall": 1.0, "recent": 1.0, "answers": 4}
+def test_my_gold_accuracy_is_shown_in_whole_blocks_so_it_never_points_at_one_answer(gold_project, bob, client_for, make_batch):
+    gold_project.min_gold_accuracy = 0.0  # keep bob labeling whatever he answers
+    gold_project.save()
+    make_batch(gold_project, 4, kind="production", seed=3600)
+    make_batch(gold_project, 4, kind="production", seed=3700)
+    answer_until_paused(gold_project, bob, "Neither")
+    # bob: 4 right calibration answers, then 8 wrong gold copies = 12 gold answers; one block of 10 shows.
+    assert Annotation.objects.live().filter(annotator=bob, task__is_gold=True).count() == 12
+    expected = {"overall": 0.4, "recent": 0.4, "answers": 10, "correct": 4}
+    response = client_for(bob).get(f"/api/v1/projects/{gold_project.pk}/me/")
+    assert response.status_code == 200 and response.data["gold_accuracy"] == expected
+    assert response.data["gold_feedback_block"] == quality.GOLD_FEEDBACK_BLOCK
+    # The annotator page's progress call carries the same share.
+    assert client_for(bob).get(f"/api/v1/projects/{gold_project.pk}/progress/").data["gold_accuracy"] == 0.4
+    # The owner's table stays exact.
+    row = next(r for r in quality.annotator_table(project=gold_project) if r["username"] == "bob")
+    assert row["gold_answers"] == 12 and row["gold_correct"] == 4
