@@ -18,7 +18,7 @@ from django.db import transaction
 from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q
 from django.utils import timezone
 
-from . import stats
+from . import stats, webhooks
 from .exceptions import Conflict, IllegalTransition, InvalidInput, NotFound
 from .models import (
     Annotation,
@@ -448,9 +448,10 @@ def _decide_if_done(batch_id: int, round_: int) -> None:
 def _decide(batch: Batch) -> None:
     figures = batch_quality(batch=batch)
     accept = figures["wilson"][1] <= batch.project.max_error_rate
-    Batch.objects.filter(pk=batch.pk, status=BatchStatus.AUDITED).update(
+    if Batch.objects.filter(pk=batch.pk, status=BatchStatus.AUDITED).update(
         status=BatchStatus.ACCEPTED if accept else BatchStatus.REJECTED, decided_at=timezone.now()
-    )
+    ):
+        webhooks.batch_audited(batch)
 
 
 def relabel_batch(*, batch: Batch, scope: str) -> int:

@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from . import webhooks
 from .exceptions import IllegalTransition, InvalidInput
 from .models import (
     BatchStatus,
@@ -175,6 +176,7 @@ def approve_split(*, split: Split, approved_by: AbstractBaseUser) -> Split:
     if not claimed:
         raise IllegalTransition(f"split v{split.version} is already approved; build a new version to change it")
     split.refresh_from_db()
+    webhooks.split_approved(split)
     return split
 
 

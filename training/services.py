@@ -149,6 +149,19 @@ def enqueue_run(run_id: int) -> None:
     jobs.train_run.apply_async((run_id,), queue=training_queue())
 
 
+def announce_finished(run_id: int) -> None:
+    """Send the project's `run.finished` webhook; called once, by whoever won the final transition."""
+    from labeling import webhooks
+    from labeling.models import WebhookEvent
+
+    run = Run.objects.select_related("project").get(pk=run_id)
+    webhooks.emit(WebhookEvent.RUN_FINISHED, run.project, lambda: {"run": {
+        "id": run.pk, "status": run.status, "split": run.split_id, "step": run.step,
+        "stop_reason": run.stop_reason, "error": run.error or None,
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+    }})
+
+
 def cancel_run(*, run: Run) -> Run:
     """Cancel a run. A queued run is cancelled at once; a running one is asked to stop, and stops
     (saving a checkpoint) within one heartbeat. Refused (409) once it has finished."""
@@ -156,6 +169,8 @@ def cancel_run(*, run: Run) -> Run:
     cancelled = Run.objects.filter(pk=run.pk, status=RunStatus.QUEUED).update(
         status=RunStatus.CANCELLED, finished_at=now, stop_reason="cancelled"
     )
+    if cancelled:
+        announce_finished(run.pk)
     asked = cancelled or Run.objects.filter(pk=run.pk, status=RunStatus.RUNNING).update(
         cancel_requested_at=Coalesce(F("cancel_requested_at"), now)
     )
@@ -243,9 +258,10 @@ def execute_run(*, run_id: int) -> None:
     try:
         _train(Run.objects.select_related("split").get(pk=run_id), token)
     except Exception as exc:
-        Run.objects.filter(pk=run_id, worker_token=token, status=RunStatus.RUNNING).update(
+        if Run.objects.filter(pk=run_id, worker_token=token, status=RunStatus.RUNNING).update(
             status=RunStatus.FAILED, finished_at=timezone.now(), error=f"{type(exc).__name__}: {exc}"[:5000]
-        )
+        ):
+            announce_finished(run_id)
         raise
 
 
@@ -335,9 +351,10 @@ def _train(run: Run, token: str) -> None:
         if mine.update(status=RunStatus.QUEUED, worker_token="", **final):
             enqueue_run(run.pk)
     elif result.stopped == "cancelled":
-        mine.update(status=RunStatus.CANCELLED, finished_at=now, stop_reason="cancelled", **final)
-    else:
-        mine.update(status=RunStatus.SUCCEEDED, finished_at=now, stop_reason=result.stopped, **final)
+        if mine.update(status=RunStatus.CANCELLED, finished_at=now, stop_reason="cancelled", **final):
+            announce_finished(run.pk)
+    elif mine.update(status=RunStatus.SUCCEEDED, finished_at=now, stop_reason=result.stopped, **final):
+        announce_finished(run.pk)
 
 
 def recover_stale_runs() -> list[int]:
@@ -350,8 +367,9 @@ def recover_stale_runs() -> list[int]:
     for run_id, cancel_requested in Run.objects.filter(stale).values_list("pk", "cancel_requested_at"):
         claim = Run.objects.filter(stale, pk=run_id)
         if cancel_requested is not None:
-            claim.update(status=RunStatus.CANCELLED, finished_at=timezone.now(), stop_reason="cancelled",
-                         worker_token="")
+            if claim.update(status=RunStatus.CANCELLED, finished_at=timezone.now(), stop_reason="cancelled",
+                            worker_token=""):
+                announce_finished(run_id)
             continue
         if claim.update(status=RunStatus.QUEUED, worker_token=""):
             log.warning("run %s lost its worker; re-queued to resume from its last checkpoint", run_id)
