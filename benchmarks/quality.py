@@ -225,6 +225,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200, help="training images per domain")
     parser.add_argument("--n-test", type=int, default=50)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--db", default="winnow_bench_quality",
+                        help="throwaway database (dropped and recreated) when no --base is given; one per concurrent run")
+    parser.add_argument("--redis-db", type=int, default=14, help="Redis database of the broker when no --base is given")
     parser.add_argument("--minutes", type=float, default=10, help="training time limit")
     parser.add_argument("--config", default="{}", help="JSON overrides of the run config, e.g. '{\"ngf\": 32}'")
     args = parser.parse_args()
@@ -243,7 +246,7 @@ def main() -> None:
             api = Winnow(args.base, args.token)
             annotator, annotator_name = Winnow(args.base, args.annotator_token), args.annotator
         else:
-            server = stack.enter_context(BenchServer(db="winnow_bench_quality", broker="redis://127.0.0.1:6379/14"))
+            server = stack.enter_context(BenchServer(db=args.db, broker=f"redis://127.0.0.1:6379/{args.redis_db}"))
             subprocess.run([sys.executable, "-m", "celery", "-A", "winnow", "purge", "-f"], cwd=REPO, env=server.env,
                            check=True, capture_output=True)
             log = Path(tempfile.mkdtemp(prefix="winnow-bench-worker-")) / "worker.log"
