@@ -188,7 +188,9 @@ class Evaluation(models.Model):
     """
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="evaluations")
-    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.PROTECT, related_name="+")
+    # RESTRICT, not PROTECT: a checkpoint row outlives its rotated-out file, and deleting the run
+    # deletes both its checkpoints and its evaluations.
+    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.RESTRICT, related_name="+")
     step = models.PositiveIntegerField()  # the checkpoint's, kept should its file be rotated out
     status = models.CharField(max_length=10, choices=EvaluationStatus.choices, default=EvaluationStatus.QUEUED)
     config = models.JSONField(default=dict)

@@ -192,3 +192,10 @@ def test_a_missing_checkpoint_file_fails_the_evaluation_with_its_reason_and_a_re
     evaluation.refresh_from_db()
     assert evaluation.status == EvaluationStatus.FAILED and "FileNotFoundError" in evaluation.error
     assert evaluations.execute_evaluation(evaluation_id=evaluation.pk) is None  # redelivered: not queued any more
+
+
+def test_deleting_a_run_deletes_its_evaluations(run_to_evaluate: Run, alice: Any) -> None:
+    evaluations.start_evaluation(run=run_to_evaluate, config={"metrics": ["classifier"]}, requested_by=alice,
+                                 enqueue=False)
+    run_to_evaluate.delete()
+    assert not Evaluation.objects.exists() and not Checkpoint.objects.exists()
