@@ -205,17 +205,20 @@ def parse_int(value: Any, name: str, *, low: int, high: int, default: int) -> in
     return number
 
 
-def _token_for(task_id: int) -> str:
-    return base64.urlsafe_b64encode(f"after:{task_id}".encode()).decode().rstrip("=")
+def _token_for(after: int, offset: int, total: int) -> str:
+    """The next page's token: the last task id seen, and the listing's offset and total carried along, so
+    later pages cost one indexed range read instead of two counts over the whole filtered set."""
+    return base64.urlsafe_b64encode(f"after:{after}:{offset}:{total}".encode()).decode().rstrip("=")
 
 
-def _after_from_token(token: str) -> int:
+def _from_token(token: str) -> tuple[int, int, int]:
     try:
         text = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
-        prefix, _, number = text.partition(":")
-        if prefix != "after" or not number.isdigit():
+        prefix, *numbers = text.split(":")
+        if prefix != "after" or len(numbers) != 3 or not all(n.isdigit() for n in numbers):
             raise ValueError(text)
-        return int(number)
+        after, offset, total = (int(n) for n in numbers)
+        return after, offset, total
     except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
         raise InvalidInput("next_token is not one this server issued; pass the next_token of the previous page") from exc
 
@@ -870,9 +873,11 @@ class TasksView(ScaleView):
                 parse_bool(params[name], name)
         limited = parse_bool(params.get("limited_response", "false"), "limited_response")
         limit = parse_int(params.get("limit"), "limit", low=1, high=PAGE_LIMIT, default=PAGE_LIMIT)
-        after = _after_from_token(params["next_token"]) if params.get("next_token") else 0
-        total = tasks.count()
-        offset = tasks.filter(id__lte=after).count() if after else 0
+        if params.get("next_token"):
+            # The total is counted when a listing starts; its later pages repeat it.
+            after, offset, total = _from_token(params["next_token"])
+        else:
+            after, offset, total = 0, 0, tasks.count()
         page = list(tasks.filter(id__gt=after).order_by("id")[: limit + 1])
         has_more = len(page) > limit
         page = page[:limit]
@@ -885,7 +890,7 @@ class TasksView(ScaleView):
             "offset": offset,
             "has_more": has_more,
             # has_more and next_token go together: the client stops on has_more, other scripts on the token.
-            "next_token": _token_for(page[-1].pk) if has_more else None,
+            "next_token": _token_for(page[-1].pk, offset + len(page), total) if has_more else None,
         })
 
 
