@@ -137,6 +137,7 @@ def _flatten(detail: Any) -> str:
 
 
 class ScaleView(APIView):
+    schema = None  # documented in docs/SCALE_API.md as Scale's API; kept out of Winnow's OpenAPI schema
     authentication_classes = [ScaleKeyAuthentication]
     permission_classes = [IsAuthenticated]
     parser_classes = [JSONParser]
@@ -705,6 +706,9 @@ class BatchMetadataView(ScaleView):
 
 
 class TaskCreateView(ScaleView):
+    def get(self, request: Request, task_type: str) -> Response:
+        raise NotFound(f"no task {task_type!r} is visible to this API key")
+
     def post(self, request: Request, task_type: str) -> Response:
         if task_type != TASK_TYPE:
             raise InvalidInput(f"Winnow creates categorization tasks only, not {task_type!r}")

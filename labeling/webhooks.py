@@ -24,12 +24,14 @@ import hmac
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import requests
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from django.utils import timezone
 
@@ -45,7 +47,19 @@ MAX_WEBHOOKS_PER_PROJECT = 20
 # A claimed attempt that has not finished after this long lost its worker; the start-up sweep sends it again.
 STALL_GRACE = timedelta(seconds=60)
 
-Data = dict[str, Any] | Callable[[], dict[str, Any]]
+# A body built by the worker when the delivery is first attempted, then stored, so every retry sends
+# the same bytes. Used on hot paths (a task completing on every answer) to keep the work out of the
+# request: the marker is replaced by BUILDERS[builder](id).
+DEFERRED = "winnow:deferred"
+
+
+@dataclass(frozen=True)
+class Deferred:
+    builder: str
+    object_id: int
+
+
+Data = dict[str, Any] | Callable[[], dict[str, Any]] | Deferred
 
 
 # --- signing ----------------------------------------------------------------------------------
@@ -128,17 +142,21 @@ def rotate_secret(*, project: Project) -> Project:
 def emit(event: str, project: Project, data: Data, *, callback_url: str = "") -> list[int]:
     """Record `event` for the project's subscribed webhooks and for `callback_url`; send after commit.
 
-    `data` is the event's body (or a function that builds it, called only when someone listens, so
-    an event without receivers costs one query). A `callback_url` (Scale's per-task or per-batch
-    callback) receives `data` itself; project webhooks receive it wrapped in an envelope with the
-    event's name, time and project. Returns the ids of the deliveries recorded.
+    `data` is the event's body, or a function that builds it (called only when someone listens, so
+    an event without receivers costs one query), or a `Deferred` the worker builds when it first
+    sends. A `callback_url` (Scale's per-task or per-batch callback) receives `data` itself; project
+    webhooks receive it wrapped in an envelope with the event's name, time and project. Returns the
+    ids of the deliveries recorded.
     """
     if event not in EVENTS:
         raise ValueError(f"unknown webhook event {event!r}; add it to WebhookEvent first")
     hooks = [h for h in Webhook.objects.filter(project_id=project.pk, active=True) if event in h.events]
     if not hooks and not callback_url:
         return []
-    body = data() if callable(data) else data
+    if isinstance(data, Deferred):
+        body: dict[str, Any] = {DEFERRED: {"builder": data.builder, "id": data.object_id}}
+    else:
+        body = data() if callable(data) else data
     envelope = {
         "event": event,
         "created_at": timezone.now().isoformat(),
@@ -188,6 +206,14 @@ def deliver(*, delivery_id: int, attempt: int) -> Delivery | None:
     if not claimed:
         return None
     delivery = Delivery.objects.select_related("project").get(pk=delivery_id)
+    try:
+        _expand(delivery)
+    except ObjectDoesNotExist:
+        Delivery.objects.filter(pk=delivery_id).update(
+            status=DeliveryStatus.FAILED, next_attempt_at=None, last_error="what the event reports no longer exists"
+        )
+        delivery.refresh_from_db()
+        return delivery
     code, error = _post(delivery)
     now = timezone.now()
     if code is not None and 200 <= code < 300:
@@ -209,6 +235,19 @@ def deliver(*, delivery_id: int, attempt: int) -> Delivery | None:
             _enqueue(delivery_id, attempt=attempt + 1, countdown=delay)
     delivery.refresh_from_db()
     return delivery
+
+
+def _expand(delivery: Delivery) -> None:
+    """Build a deferred body now and store it, so this and every later attempt send the same bytes."""
+    payload = delivery.payload
+    in_envelope = isinstance(payload.get("data"), dict) and DEFERRED in payload["data"]
+    marker = (payload["data"] if in_envelope else payload).get(DEFERRED)
+    if marker is None:
+        return
+    body = BUILDERS[marker["builder"]](marker["id"])
+    payload = {**payload, "data": body} if in_envelope else body
+    Delivery.objects.filter(pk=delivery.pk).update(payload=payload)
+    delivery.payload = payload
 
 
 def _post(delivery: Delivery) -> tuple[int | None, str]:
@@ -288,9 +327,12 @@ def batch_data(batch: Batch) -> dict[str, Any]:
 
 
 def task_completed(task: Task) -> None:
-    """Emit task.completed for a task that has just completed (inside the caller's transaction)."""
-    emit(WebhookEvent.TASK_COMPLETED, task.project, lambda: task_completed_data(task.pk),
-         callback_url=task.callback_url)
+    """Emit task.completed for a task that has just completed (inside the caller's transaction).
+
+    This runs on every answer that completes a task, so the body (the task as Scale shows it) is
+    built by the worker when it first sends, not here.
+    """
+    emit(WebhookEvent.TASK_COMPLETED, task.project, Deferred("task_completed", task.pk), callback_url=task.callback_url)
 
 
 def batch_labeled(batch_id: int) -> None:
@@ -320,3 +362,6 @@ def split_approved(split: Split) -> None:
         "approved_by": split.approved_by.get_username() if split.approved_by else None,
         "approved_at": split.approved_at.isoformat() if split.approved_at else None,
     }})
+
+
+BUILDERS: dict[str, Callable[[int], dict[str, Any]]] = {"task_completed": task_completed_data}

@@ -56,6 +56,7 @@ def test_unsupported_routes_answer_404_with_an_error_object(v1: APIClient) -> No
     assert response.status_code == 404
     assert "not part of Winnow's Scale-compatible API" in response.json()["error"]
     assert v1.post("/v1/files/upload").status_code == 404
+    assert v1.get("/v1/task/abc").status_code == 404
 
 
 def test_winnow_projects_answer_in_scales_shape(v1: APIClient, project: Project) -> None:

@@ -399,7 +399,7 @@ def test_cancelling_the_last_open_task_reports_the_batch_labeled(project: Projec
     assert delivery.payload["data"]["counts"]["cancelled"] == 1
 
 
-# --- hooks for the workflows other modules own ----------------------------------------------------
+# --- events of the workflows other modules own (they call these hooks) ---------------------------
 
 
 @pytest.mark.django_db
@@ -413,10 +413,11 @@ def test_batch_audited_carries_the_decision_and_the_figures(project: Project, ma
     batch = make_batch(project, n=2, kind="production")
     answer_all(project, bob)
     quality.draw_audit_sample(batch=Batch.objects.get(pk=batch.pk), size=2, seed=3)
-    for task in Task.objects.filter(batch=batch):
-        quality.submit_audit(task=task, reviewer=carol, correct=True, choice_id=None)
+    first, last = Task.objects.filter(batch=batch).order_by("id")
+    quality.submit_audit(task=first, reviewer=carol, correct=True, choice_id=None)
+    assert Delivery.objects.count() == 0
 
-    webhooks.batch_audited(batch)
+    quality.submit_audit(task=last, reviewer=carol, correct=True, choice_id=None)  # the last verdict decides
 
     [delivery] = Delivery.objects.all()
     data = delivery.payload["data"]
@@ -429,10 +430,44 @@ def test_split_approved_describes_the_frozen_split(project: Project, alice: Any,
     from tests.labeling.test_export_formats import approved_split
 
     webhooks.create_webhook(project=project, url="http://localhost:9/hook", events=["split.approved"], created_by=alice)
-    split = approved_split(project, alice)
 
-    webhooks.split_approved(split)
+    split = approved_split(project, alice)  # approve_split emits the event
 
     [delivery] = Delivery.objects.all()
     assert delivery.payload["data"]["split"]["manifest_sha256"] == split.manifest_sha256
     assert delivery.payload["data"]["split"]["approved_by"] == "alice"
+
+
+@pytest.mark.django_db
+def test_a_completed_tasks_body_is_built_when_first_sent_and_kept(
+    project: Project, make_batch: Callable[..., Batch], bob: Any, alice: Any, receiver: Receiver, allow_localhost: None
+) -> None:
+    """Completing a task only records the delivery; the worker builds the task's body once, then retries resend it."""
+    webhooks.create_webhook(project=project, url=receiver.url + "/hook", events=["task.completed"], created_by=alice)
+    make_batch(project, n=2)
+    task = services.lease_next_task(project=project, annotator=bob)
+    services.submit_annotation(task=task, annotator=bob, choice_id=project.choices.get(label="Anime").pk, duration_ms=5)
+    [delivery] = Delivery.objects.all()
+    assert delivery.payload["data"] == {webhooks.DEFERRED: {"builder": "task_completed", "id": task.pk}}
+
+    webhooks.deliver(delivery_id=delivery.pk, attempt=1)
+
+    delivery.refresh_from_db()
+    assert delivery.payload["data"]["task_id"] == str(task.pk)
+    assert delivery.payload["data"]["response"]["category"] == "Anime"
+    assert json.loads(receiver.posts()[0]["body"]) == delivery.payload
+
+
+@pytest.mark.django_db
+def test_an_event_about_a_deleted_task_fails_without_sending(project: Project, make_batch: Callable[..., Batch],
+                                                             receiver: Receiver, allow_localhost: None) -> None:
+    make_batch(project, n=1)
+    task = Task.objects.get()
+    delivery = _pending_delivery(project, receiver.url + "/cb")
+    Delivery.objects.filter(pk=delivery.pk).update(payload={webhooks.DEFERRED: {"builder": "task_completed", "id": task.pk}})
+    Task.objects.filter(pk=task.pk).update(deleted_at=timezone.now())
+
+    result = webhooks.deliver(delivery_id=delivery.pk, attempt=1)
+
+    assert (result.status, result.last_error) == (DeliveryStatus.FAILED, "what the event reports no longer exists")
+    assert receiver.posts() == []
