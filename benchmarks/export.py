@@ -79,8 +79,8 @@ def main() -> None:
         timed_export(server, headers, project, "json", args.tasks)
 
         choices = [{"label": "A", "hotkey": "1", "domain": "A"}, {"label": "B", "hotkey": "2", "domain": "B"}]
-        p = requests.post(f"{server.url}/api/v1/projects/", json={"name": "urls", "choices": choices}, headers=headers).json()
-        batch = requests.post(f"{server.url}/api/v1/projects/{p['id']}/batches/", json={"name": "u", "kind": "calibration"}, headers=headers).json()
+        p = requests.post(f"{server.url}/api/v1/projects/", json={"name": "urls", "choices": choices}, headers=headers, timeout=60).json()
+        batch = requests.post(f"{server.url}/api/v1/projects/{p['id']}/batches/", json={"name": "u", "kind": "calibration"}, headers=headers, timeout=60).json()
         body = json.dumps({"tasks": [{"image_url": f"https://images.example.org/{i}.jpg", "unique_id": f"u{i}", "metadata": {"i": i}}
                                      for i in range(args.urls)]})
         server.reset_peak()

@@ -40,8 +40,8 @@ def make_jpegs(count: int, seed: int) -> list[bytes]:
 
 def project_and_batch(server: BenchServer, headers: dict[str, str], name: str) -> int:
     choices = [{"label": "A", "hotkey": "1", "domain": "A"}, {"label": "B", "hotkey": "2", "domain": "B"}]
-    project = requests.post(f"{server.url}/api/v1/projects/", json={"name": name, "choices": choices}, headers=headers).json()
-    batch = requests.post(f"{server.url}/api/v1/projects/{project['id']}/batches/", json={"name": "b", "kind": "calibration"}, headers=headers).json()
+    project = requests.post(f"{server.url}/api/v1/projects/", json={"name": name, "choices": choices}, headers=headers, timeout=60).json()
+    batch = requests.post(f"{server.url}/api/v1/projects/{project['id']}/batches/", json={"name": "b", "kind": "calibration"}, headers=headers, timeout=60).json()
     return batch["id"]
 
 
