@@ -291,7 +291,8 @@ def folder_name(label: str) -> str:
     return name or "_"
 
 
-def _copy_into(archive: zipfile.ZipFile, sink: ZipStream, storage_name: str, arcname: str) -> Iterator[bytes]:
+def copy_into(archive: zipfile.ZipFile, sink: ZipStream, storage_name: str, arcname: str) -> Iterator[bytes]:
+    """Copy a stored file into a streaming zip in pieces, yielding the zip's bytes as they are ready."""
     with default_storage.open(storage_name, "rb") as source, archive.open(arcname, "w") as dest:
         while chunk := source.read(ZIP_CHUNK):
             dest.write(chunk)
@@ -323,7 +324,7 @@ def _imagefolder(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
                 path = f"{folder}/{sha256}.{extension}"
                 labels.writerow([_csv_cell(v) for v in (path, row["answer"], row["id"], row["unique_id"], sha256,
                                                         row["decided_by"], row["agreement"])])
-                yield from _copy_into(archive, sink, files[sha256], path)
+                yield from copy_into(archive, sink, files[sha256], path)
         archive.writestr("labels.csv", index.take())
     yield sink.take()
 
@@ -371,7 +372,7 @@ def stream_cyclegan_zip(split: Split, on_item: Callable[[int], None] | None = No
         )
         for n, (domain, partition, sha256, name) in enumerate(rows.iterator(chunk_size=CHUNK), 1):
             extension = name.rsplit(".", 1)[-1] if "." in name else "bin"
-            yield from _copy_into(archive, sink, name, f"{CYCLEGAN_FOLDERS[(domain, partition)]}/{sha256}.{extension}")
+            yield from copy_into(archive, sink, name, f"{CYCLEGAN_FOLDERS[(domain, partition)]}/{sha256}.{extension}")
             if on_item is not None:
                 on_item(n)
     yield sink.take()

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from . import webhooks
 from .exceptions import IllegalTransition, InvalidInput
+from .exports import ZipStream, copy_into
 from .models import (
     BatchStatus,
     Domain,
@@ -40,7 +41,6 @@ MANIFEST_FORMAT = "winnow-split/1"
 DEFAULT_VAL_FRACTION = 0.1
 DEFAULT_TEST_FRACTION = 0.1
 ITEM_CHUNK = 5000
-ZIP_CHUNK = 1 << 20
 
 
 def partition_of(sha256: str, val_fraction: float, test_fraction: float) -> str:
@@ -198,37 +198,13 @@ def training_files(split: Split, domain: str, partition: str = Partition.TRAIN) 
     )
 
 
-class _ZipSink:
-    """A write-only, tell-able file for zipfile: what is written is handed to the response in pieces."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-        self.offset = 0
-
-    def write(self, data: bytes) -> int:
-        self.parts.append(bytes(data))
-        self.offset += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.offset
-
-    def flush(self) -> None:
-        """zipfile flushes; there is nothing to do until the response asks for the bytes."""
-
-    def take(self) -> bytes:
-        data = b"".join(self.parts)
-        self.parts.clear()
-        return data
-
-
 def stream_zip(split: Split) -> Iterator[bytes]:
     """The split as a zip in ImageFolder layout, A/ and B/ (file name = sha256), plus manifest.json.
 
     Streamed: one image is in memory at a time, so a large split never sits in memory. Images are
     stored, not deflated (they are compressed already).
     """
-    sink = _ZipSink()
+    sink = ZipStream()
     manifest = read_manifest(split)
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:  # type: ignore[arg-type]
         archive.writestr("manifest.json", manifest)
@@ -236,8 +212,5 @@ def stream_zip(split: Split) -> Iterator[bytes]:
         rows = split.items.order_by("domain", "asset__sha256").values_list("domain", "asset__sha256", "asset__file")
         for domain, sha256, name in rows.iterator(chunk_size=ITEM_CHUNK):
             extension = name.rsplit(".", 1)[-1] if "." in name else "bin"
-            with default_storage.open(name, "rb") as source, archive.open(f"{domain}/{sha256}.{extension}", "w") as dest:
-                while chunk := source.read(ZIP_CHUNK):
-                    dest.write(chunk)
-                    yield sink.take()
+            yield from copy_into(archive, sink, name, f"{domain}/{sha256}.{extension}")
     yield sink.take()
