@@ -13,7 +13,7 @@ from PIL import Image
 
 from training.models import Evaluation, EvaluationStatus, Run
 
-from .test_evaluation_runs import run_to_evaluate, test_split  # noqa: F401  (fixtures)
+from .test_evaluation_runs import run_to_evaluate, test_split, tiny_checkpoint  # noqa: F401  (fixtures)
 
 
 def make_set(out: Path, *extra: str) -> str:

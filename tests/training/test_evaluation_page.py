@@ -10,7 +10,7 @@ from playwright.sync_api import expect
 from training import evaluations
 from training.models import Evaluation, EvaluationStatus, Run
 
-from .test_evaluation_runs import KNOWN_MAPPING, run_to_evaluate, test_split  # noqa: F401  (fixtures)
+from .test_evaluation_runs import KNOWN_MAPPING, run_to_evaluate, test_split, tiny_checkpoint  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.browser
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from training import services as training_services
 from training.evaluation import fid
 from training.models import Checkpoint, Evaluation, EvaluationStatus, Run, RunStatus
 
-from .conftest import TINY_CONFIG
+from .conftest import TINY_CONFIG, noise_png
 
 KNOWN_MAPPING = {"size": 32, "n_a": 6, "n_b": 6, "n_test": 4, "seed": 1}
 CLASSIFIER = {"seeds": [0, 1], "epochs": 2}
@@ -33,15 +34,40 @@ def test_split(project: Project, accepted_batch: Callable[..., Batch], alice: An
     return splits.approve_split(split=split, approved_by=alice)
 
 
-@pytest.fixture
-def run_to_evaluate(transactional_db: Any, test_split: Split, alice: Any) -> Run:
-    """A TINY_CONFIG run trained in this process (no worker involved)."""
-    run = Run.objects.create(project=test_split.project, split=test_split, requested_by=alice,
-                             config=training_services.resolve_config(TINY_CONFIG))
-    training_services.execute_run(run_id=run.pk)
-    run.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED, run.error
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One TINY_CONFIG training, done once per module with the torch-only trainer; tests copy its checkpoint."""
+    from training.cyclegan.data import Domains
+    from training.cyclegan.model import CycleGANConfig
+    from training.cyclegan.train import train
+
+    folder = tmp_path_factory.mktemp("tiny-run")
+    paths = []
+    for seed in range(4):
+        paths.append(folder / f"{seed}.png")
+        paths[-1].write_bytes(noise_png(seed))
+    cfg = CycleGANConfig.from_dict({**TINY_CONFIG, "device": "cpu", "num_workers": 0})
+    result = train(cfg, Domains(a=paths[:2], b=paths[2:]), folder / "out", lambda metrics: None, lambda: False)
+    assert result.checkpoint is not None
+    return Path(result.checkpoint)
+
+
+def finished_run(split: Split, owner: Any, checkpoint: Path) -> Run:
+    """A succeeded run of the split whose one checkpoint is a copy of `checkpoint`, as a worker leaves it."""
+    step = int(checkpoint.stem.split("_")[-1])
+    run = Run.objects.create(project=split.project, split=split, requested_by=owner, status=RunStatus.SUCCEEDED,
+                             config=training_services.resolve_config(TINY_CONFIG), step=step, total_steps=step)
+    name = f"{run.storage_prefix}/checkpoints/{checkpoint.name}"
+    target = training_services.local_path(name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(checkpoint, target)
+    Checkpoint.objects.create(run=run, step=step, file=name, byte_size=target.stat().st_size)
     return run
+
+
+@pytest.fixture
+def run_to_evaluate(test_split: Split, alice: Any, tiny_checkpoint: Path) -> Run:
+    return finished_run(test_split, alice, tiny_checkpoint)
 
 
 def post(client: Any, **body: Any) -> Any:
@@ -101,7 +127,7 @@ def test_fid_and_kid_use_the_configured_local_inception_weights(
     torch.save(net.state_dict(), weights)
     settings.WINNOW_INCEPTION_WEIGHTS = str(weights)
 
-    evaluation = evaluations.start_evaluation(run=run_to_evaluate, config={"metrics": ["fid_kid"]},
+    evaluation = evaluations.start_evaluation(run=run_to_evaluate, config={"metrics": ["fid_kid"], "max_images": 3},
                                               requested_by=alice, enqueue=False)
     stages: list[str] = []
     done = evaluations.execute_evaluation(evaluation_id=evaluation.pk, on_progress=lambda s, f: stages.append(s))
@@ -168,11 +194,9 @@ def test_only_owners_evaluate_and_only_members_read(run_to_evaluate: Run, alice:
     assert client_for(alice).get("/api/v1/evaluations/compare/").status_code == 400
 
 
-def test_a_split_without_test_images_skips_with_a_reason(transactional_db: Any, approved_split: Split, alice: Any
-                                                         ) -> None:
-    run = Run.objects.create(project=approved_split.project, split=approved_split, requested_by=alice,
-                             config=training_services.resolve_config(TINY_CONFIG))
-    training_services.execute_run(run_id=run.pk)
+def test_a_split_without_test_images_skips_with_a_reason(approved_split: Split, alice: Any,
+                                                         tiny_checkpoint: Path) -> None:
+    run = finished_run(approved_split, alice, tiny_checkpoint)
     evaluation = evaluations.start_evaluation(run=run, config={"metrics": ["classifier"]}, requested_by=alice,
                                               enqueue=False)
     done = evaluations.execute_evaluation(evaluation_id=evaluation.pk)
