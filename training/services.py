@@ -284,6 +284,7 @@ def _train(run: Run, token: str) -> None:
     from .cyclegan.model import CycleGANConfig
     from .cyclegan.train import LOSS_NAMES, train
 
+    began = timezone.now()  # this execution's share of the run's wall time, added to elapsed_s at the end
     mine = Run.objects.filter(pk=run.pk, worker_token=token, status=RunStatus.RUNNING)
     checkpoint = _latest_checkpoint(run)
     from_step = checkpoint.step if checkpoint else 0
@@ -343,7 +344,8 @@ def _train(run: Run, token: str) -> None:
         heartbeat.join()
 
     now = timezone.now()
-    final = {"step": result.step, "total_steps": result.total_steps, "heartbeat_at": now}
+    final = {"step": result.step, "total_steps": result.total_steps, "heartbeat_at": now,
+             "elapsed_s": F("elapsed_s") + (now - began).total_seconds()}
     if heartbeat.lost.is_set():
         log.warning("run %s was taken over by another execution; this one stops without writing", run.pk)
     elif result.stopped == "cancelled" and not heartbeat.cancelled.is_set() and SHUTTING_DOWN.is_set():

@@ -48,3 +48,5 @@ def test_a_run_trained_to_the_end_sends_run_finished(hook, approved_split, alice
     sent = Delivery.objects.get(event="run.finished")
     assert sent.payload["data"]["run"]["status"] == RunStatus.SUCCEEDED
     assert sent.payload["data"]["run"]["step"] == 10
+    run.refresh_from_db()
+    assert run.elapsed_s > 0  # the wall time of the execution is recorded
