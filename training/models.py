@@ -151,7 +151,7 @@ class Augmentation(models.Model):
     """N synthetic images of the minority domain, translated from the majority domain, as a zip."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="augmentations")
-    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.PROTECT, related_name="+")
+    checkpoint = models.ForeignKey(Checkpoint, on_delete=models.RESTRICT, related_name="+")
     direction = models.CharField(max_length=2)  # AB: A images made into B; BA: the reverse
     count = models.PositiveIntegerField()
     status = models.CharField(max_length=10, choices=AugmentationStatus.choices, default=AugmentationStatus.QUEUED)

@@ -223,3 +223,13 @@ def test_deleting_a_run_deletes_its_evaluations(run_to_evaluate: Run, alice: Any
                                  enqueue=False)
     run_to_evaluate.delete()
     assert not Evaluation.objects.exists() and not Checkpoint.objects.exists()
+
+
+def test_deleting_a_run_deletes_its_augmentations(run_to_evaluate: Run, alice: Any) -> None:
+    from training.models import Augmentation
+
+    checkpoint = run_to_evaluate.checkpoints.order_by("-step").first()
+    Augmentation.objects.create(run=run_to_evaluate, checkpoint=checkpoint, direction="AB", count=2,
+                                requested_by=alice)
+    run_to_evaluate.delete()
+    assert not Augmentation.objects.exists() and not Checkpoint.objects.exists()
