@@ -173,7 +173,11 @@ class Batch(models.Model):
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["project", "name"], name="batch_unique_name")]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="batch_unique_name"),
+            # The target of the tasks' (batch, project) foreign key (migration 0008).
+            models.UniqueConstraint(fields=["id", "project"], name="batch_id_project_unique"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.project}: {self.name}"
@@ -230,11 +234,16 @@ class TaskQuerySet(models.QuerySet["Task"]):
 
 class Task(models.Model):
     # Task rows are written in bulk (10k URL tasks per request), so every index is paid for on insert:
-    # the project FK is covered by the composite indexes below, and the choice FKs are looked up only
+    # the project and batch FKs are covered by the composite indexes below, and the choice FKs are looked up only
     # when a choice is deleted, which the taxonomy editor does rarely and only for unused choices.
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks", db_index=False)
-    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="tasks")
-    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="tasks", null=True, blank=True)
+    # On PostgreSQL one composite foreign key, (batch_id, project_id) -> batch (id, project_id), stands for
+    # these two (migration 0008): it also guarantees a task's project is its batch's, and checks one row
+    # per inserted task instead of two. Deletion cascades are Django's either way.
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="tasks", db_index=False, db_constraint=False
+    )
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="tasks", db_index=False, db_constraint=False)
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="tasks", null=True, blank=True, db_index=False)
     # NULL, not "", for "no unique_id": the partial unique constraint below must ignore those rows.
     unique_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     metadata = models.JSONField(default=dict, blank=True)
@@ -258,7 +267,7 @@ class Task(models.Model):
         Choice, on_delete=models.PROTECT, null=True, blank=True, related_name="+", db_index=False
     )
     # A gold task copied into a production batch points at the calibration task it came from.
-    gold_source = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    gold_source = models.ForeignKey("self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
@@ -286,6 +295,10 @@ class Task(models.Model):
             models.Index(fields=["batch", "status"], name="task_batch_status_idx"),
             # Exports and listings walk a project's tasks in id order (keyset pagination).
             models.Index(fields=["project", "id"], name="task_project_id_idx"),
+            # URL tasks have no asset until downloaded and only gold copies have a source: partial indexes
+            # keep the NULLs (most rows, at insert) out. The batch FK is covered by task_batch_status_idx.
+            models.Index(fields=["asset"], condition=Q(asset__isnull=False), name="task_asset_idx"),
+            models.Index(fields=["gold_source"], condition=Q(gold_source__isnull=False), name="task_gold_source_idx"),
         ]
 
     def __str__(self) -> str:

@@ -1,5 +1,6 @@
 """URL tasks: recorded at once, downloaded by a real Celery worker, refused when they point inward."""
 
+import json
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -118,6 +119,72 @@ def test_malformed_url_items_are_rejected_one_by_one(project, alice, client_for,
     assert "unique_id must be a string" in reasons[2]
     assert response.data["items"][3]["status"] == "created"
     assert Task.objects.filter(batch=batch).count() == 1
+
+
+def test_values_postgresql_cannot_store_are_refused_per_item_and_the_rest_kept(project, alice, client_for, make_batch):
+    batch = make_batch(project, 0, finalize=False)
+    body = {"tasks": [
+        {"image_url": "https://e.org/1.png", "unique_id": "nul\u0000id"},
+        {"image_url": "https://e.org/2.png", "metadata": {"note": "a\u0000b"}},
+        {"image_url": "https://e.org/3.png", "metadata": {"note": "lone \ud800 surrogate"}},
+        {"image_url": "https://e.org/4.png", "unique_id": "fine", "metadata": {"note": "a literal \\u0000 is text"}},
+        {"image_url": "https://e.org/5.png", "unique_id": "lone \ud800"},
+    ]}
+    # Sent as a client sends it: JSON text, where NUL and lone surrogates arrive as \u escapes.
+    response = client_for(alice).post(f"/api/v1/batches/{batch.pk}/tasks/", json.dumps(body), content_type="application/json")
+    assert response.status_code == 201
+    items = response.json()["items"]
+    assert [i["status"] for i in items] == ["rejected", "rejected", "rejected", "created", "rejected"]
+    assert "NUL" in items[0]["reason"] and "NUL" in items[1]["reason"]
+    assert "surrogate" in items[2]["reason"] and "surrogate" in items[4]["reason"]
+    assert items[4]["name"] == "lone ?"
+    assert Task.objects.get(batch=batch).metadata == {"note": "a literal \\u0000 is text"}
+
+
+def test_text_that_needs_escaping_is_stored_exactly(project, alice, client_for, make_batch):
+    """The bulk insert escapes backslashes, tabs and line breaks: what comes back is what was sent."""
+    batch = make_batch(project, 0, finalize=False)
+    tricky = {"path": "C:\\images\\n1.png", "tab": "a\tb", "lines": "one\ntwo\r\n", "quote": 'say "hi"', "uni": "naïve ✓"}
+    body = {"tasks": [{"image_url": "https://e.org/a.png?q=\\N", "unique_id": "back\\slash\ttab", "metadata": tricky},
+                      {"image_url": "https://e.org/b.png"}]}
+    response = client_for(alice).post(f"/api/v1/batches/{batch.pk}/tasks/", body, format="json")
+    assert [i["status"] for i in response.data["items"]] == ["created", "created"]
+    first, second = Task.objects.filter(batch=batch).order_by("id")
+    assert (first.unique_id, first.metadata, first.source_url) == ("back\\slash\ttab", tricky, "https://e.org/a.png?q=\\N")
+    assert (second.unique_id, second.metadata, second.project_id) == (None, {}, project.pk)
+    assert [i["task_id"] for i in response.data["items"]] == [first.pk, second.pk]
+
+
+def test_a_request_repeating_some_unique_ids_creates_only_the_new_ones_in_order(project, alice, client_for, make_batch):
+    batch = make_batch(project, 0, finalize=False)
+    client = client_for(alice)
+    client.post(f"/api/v1/batches/{batch.pk}/tasks/", {"tasks": [{"image_url": "https://e.org/2.png", "unique_id": "u2"}]},
+                format="json")
+    body = {"tasks": [{"image_url": f"https://e.org/{i}.png", "unique_id": f"u{i}", "metadata": {"i": i}} for i in range(5)]}
+    response = client.post(f"/api/v1/batches/{batch.pk}/tasks/", body, format="json")
+    items = response.data["items"]
+    assert [i["status"] for i in items] == ["created", "created", "duplicate", "created", "created"]
+    for i, item in enumerate(items):
+        task = Task.objects.get(pk=item["task_id"])
+        assert task.unique_id == f"u{i}" and task.source_url == f"https://e.org/{i}.png"
+        assert task.metadata == ({} if i == 2 else {"i": i})  # the earlier task keeps its own metadata
+    assert Task.objects.filter(batch=batch).count() == 5
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_refuses_a_task_whose_project_is_not_its_batchs(project, make_batch, alice):
+    from django.db import IntegrityError, connection, transaction
+
+    from labeling.models import TaskStatus
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the composite foreign key exists on PostgreSQL")
+    batch = make_batch(project, 0, finalize=False)
+    other = services.create_project(created_by=alice, fields={"name": "other"},
+                                    choices=[{"label": "x", "hotkey": "1", "domain": "A"}])
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Task.objects.create(project=other, batch=batch, status=TaskStatus.PENDING, source_url="https://e.org/x.png")
+    assert not Task.objects.filter(project=other).exists()
 
 
 def test_an_empty_task_list_says_what_to_send(project, alice, client_for, make_batch):
