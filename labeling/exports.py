@@ -23,6 +23,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import TextField
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from .exceptions import IllegalTransition, InvalidInput
@@ -44,8 +46,11 @@ def task_rows(*, project: Project, base_url: str, batch_id: Any = None) -> Itera
     tasks = Task.objects.alive().filter(project=project)
     if batch_id is not None:
         tasks = tasks.filter(batch_id=batch_id)
+    # Metadata comes as the database's JSON text, not decoded: the JSON formats splice it in as it is,
+    # which saves decoding and re-encoding every task's metadata (a third of an export's time).
+    tasks = tasks.annotate(metadata_text=Cast("metadata", TextField()))
     fields = (
-        "id", "unique_id", "batch_id", "status", "error", "metadata", "source_url", "source_name",
+        "id", "unique_id", "batch_id", "status", "error", "metadata_text", "source_url", "source_name",
         "final_choice_id", "decided_by", "agreement", "is_gold", "gold_choice_id", "created_at", "completed_at",
         "asset__sha256", "asset__file", "asset__width", "asset__height", "asset__format", "asset__byte_size",
     )
@@ -56,11 +61,19 @@ def task_rows(*, project: Project, base_url: str, batch_id: Any = None) -> Itera
         chunk = list(tasks.filter(id__gt=last_id).order_by("id").values_list(*fields)[:CHUNK])
         if not chunk:
             return
-        last_id = chunk[-1][0]
+        first_id, last_id = chunk[0][0], chunk[-1][0]
+        # The chunk's answers and audits by task id range when the chunk's ids are dense (tasks arrive in
+        # batches, so they usually are): two integer bounds instead of thousands of IN parameters, which
+        # cost more to build and plan than the rows cost to read. Rows of other projects' tasks that fall
+        # inside the range are never looked up below.
+        if last_id - first_id < 4 * len(chunk):
+            in_chunk = {"task_id__gte": first_id, "task_id__lte": last_id}
+        else:
+            in_chunk = {"task_id__in": [t[0] for t in chunk]}
         answers: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for task_id, annotator_id, choice_id, duration_ms, created_at in (
             Annotation.objects.live()
-            .filter(task_id__in=[t[0] for t in chunk])
+            .filter(**in_chunk)
             .order_by("task_id", "id")
             .values_list("task_id", "annotator_id", "choice_id", "duration_ms", "created_at")
         ):
@@ -75,7 +88,7 @@ def task_rows(*, project: Project, base_url: str, batch_id: Any = None) -> Itera
             )
         audits: dict[int, dict[str, Any]] = {}
         for task_id, round_, verdict, corrected_id, reviewer_id in (
-            Audit.objects.filter(task_id__in=[t[0] for t in chunk])
+            Audit.objects.filter(**in_chunk)
             .order_by("task_id", "round")
             .values_list("task_id", "round", "verdict", "corrected_choice_id", "reviewer_id")
         ):
@@ -102,7 +115,7 @@ def task_rows(*, project: Project, base_url: str, batch_id: Any = None) -> Itera
                     "source_url": source_url or None,
                     "source_name": source_name or None,
                 },
-                "metadata": metadata,
+                "metadata": RawJSON(metadata),
                 "answer": choices.get(final_choice_id),
                 "decided_by": decided_by or None,
                 "agreement": agreement,
@@ -115,13 +128,27 @@ def task_rows(*, project: Project, base_url: str, batch_id: Any = None) -> Itera
             }
 
 
+class RawJSON(str):
+    """JSON text as the database stored it (a task's metadata); `.value()` decodes it."""
+
+    def value(self) -> Any:
+        return json.loads(self)
+
+
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+def _encode_row(row: dict[str, Any]) -> str:
+    """A task row as one JSON object; its RawJSON metadata is spliced in as the object's last member."""
+    metadata = row.pop("metadata")
+    encoded = _encode(row)
+    return f'{encoded[:-1]},"metadata":{metadata}}}'
 
 
 def _ndjson(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     buffer: list[str] = []
     for row in rows:
-        buffer.append(_encode(row))
+        buffer.append(_encode_row(row))
         if len(buffer) >= 500:
             yield ("\n".join(buffer) + "\n").encode()
             buffer.clear()
@@ -129,12 +156,12 @@ def _ndjson(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
         yield ("\n".join(buffer) + "\n").encode()
 
 
-def _json(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
+def _json(rows: Iterator[dict[str, Any]], encode: Callable[[dict[str, Any]], str] = _encode_row) -> Iterator[bytes]:
     yield b"["
     first = True
     buffer: list[str] = []
     for row in rows:
-        buffer.append(("" if first else ",") + _encode(row))
+        buffer.append(("" if first else ",") + encode(row))
         first = False
         if len(buffer) >= 500:
             yield "".join(buffer).encode()
@@ -173,6 +200,11 @@ def _csv_cell(value: Any) -> Any:
     return value
 
 
+def _csv_metadata(metadata: RawJSON) -> str:
+    value = metadata.value()
+    return _encode(value) if value else ""
+
+
 def _csv_values(row: dict[str, Any]) -> list[Any]:
     image = row["image"]
     answers = row["annotations"]
@@ -182,7 +214,7 @@ def _csv_values(row: dict[str, Any]) -> list[Any]:
         ";".join(f"{a['annotator']}={a['choice']}" for a in answers),
         (row.get("audit") or {}).get("verdict"), (row.get("audit") or {}).get("corrected"), image["url"], image["sha256"], image["width"],
         image["height"], image["format"], image["source_url"], image["source_name"], row["error"],
-        _encode(row["metadata"]) if row["metadata"] else "", row["created_at"], row["completed_at"],
+        _csv_metadata(row["metadata"]), row["created_at"], row["completed_at"],
     )]
 
 
@@ -229,7 +261,7 @@ def _ls_result(label: str) -> list[dict[str, Any]]:
 
 def label_studio_task(row: dict[str, Any]) -> dict[str, Any]:
     """One export row as a Label Studio task (its JSON import and export format)."""
-    data: dict[str, Any] = {key: value for key, value in row["metadata"].items() if isinstance(key, str)}
+    data: dict[str, Any] = {key: value for key, value in row["metadata"].value().items() if isinstance(key, str)}
     data.update(image=row["image"]["url"] or row["image"]["source_url"], unique_id=row["unique_id"],
                 winnow_task_id=row["id"])
     annotations = [
@@ -258,7 +290,7 @@ def label_studio_task(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _label_studio(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
-    return _json(label_studio_task(row) for row in rows)
+    return _json((label_studio_task(row) for row in rows), encode=_encode)
 
 
 class ZipStream:

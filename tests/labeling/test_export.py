@@ -1,5 +1,7 @@
 """Streaming JSON and NDJSON export of a project's tasks."""
 
+import csv
+import io
 import json
 
 import pytest
@@ -35,6 +37,25 @@ def test_json_and_ndjson_carry_every_task_with_its_answers(project, alice, bob, 
     assert answered["image"]["url"].startswith("http://testserver/media/assets/")
     lines = body(client.get(f"/api/v1/projects/{project.pk}/export/?format=ndjson")).splitlines()
     assert [json.loads(line)["id"] for line in lines] == [r["id"] for r in rows]
+
+
+def test_metadata_comes_back_exactly_in_every_format(project, alice, client_for, make_batch):
+    """JSON formats splice the stored JSON text in; CSV and Label Studio decode it."""
+    batch = make_batch(project, 0, finalize=False)
+    metadata = {"camera": {"make": "Ñikon", "iso": 400}, "tags": ["a\tb", "c\\d", 'say "hi"'], "ok": True, "none": None}
+    client = client_for(alice)
+    client.post(f"/api/v1/batches/{batch.pk}/tasks/", {"tasks": [{"image_url": "https://e.org/1.png", "metadata": metadata},
+                                                               {"image_url": "https://e.org/2.png"}]}, format="json")
+    rows = json.loads(body(client.get(f"/api/v1/projects/{project.pk}/export/?format=json")))
+    assert [r["metadata"] for r in rows] == [metadata, {}]
+    assert rows[0]["image"]["source_url"] == "https://e.org/1.png"
+    lines = body(client.get(f"/api/v1/projects/{project.pk}/export/?format=ndjson")).splitlines()
+    assert [json.loads(line)["metadata"] for line in lines] == [metadata, {}]
+    studio = json.loads(body(client.get(f"/api/v1/projects/{project.pk}/export/?format=labelstudio")))
+    assert studio[0]["data"]["camera"] == metadata["camera"]
+    csv_text = body(client.get(f"/api/v1/projects/{project.pk}/export/?format=csv"))
+    records = list(csv.DictReader(io.StringIO(csv_text)))
+    assert json.loads(records[0]["metadata"]) == metadata and records[1]["metadata"] == ""
 
 
 def test_an_empty_project_exports_an_empty_list(project, alice, client_for):
