@@ -191,6 +191,7 @@ def main() -> None:
     parser.add_argument("--step-seconds", type=float, default=10, help="length of each saturation step")
     parser.add_argument("--workers", type=int, default=4, help="gunicorn sync workers")
     parser.add_argument("--single-cycles", type=int, default=500)
+    parser.add_argument("--only-single", action="store_true", help="stop after the one-client phase")
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/3")
     args = parser.parse_args()
 
@@ -203,6 +204,8 @@ def main() -> None:
         stats = single_client(server.port, project_id, choice_id, tokens[0], args.single_cycles)
         print("  ", summary(stats, "next-task"))
         print("  ", summary(stats, "submit"))
+        if args.only_single:
+            return
 
         print(f"\n2. {args.annotators} annotators, one image every 2 s each, {args.seconds:.0f} s")
         stats, elapsed = paced(server.port, project_id, choice_id, tokens, 2.0, args.seconds)

@@ -593,6 +593,26 @@ def lease_tasks(*, project: Project, annotator: AbstractBaseUser, count: int) ->
     _membership_for_labeling(project, annotator)
     now = timezone.now()
     expires = now + timedelta(seconds=project.lease_seconds)
+    if connection.vendor == "postgresql" and settings.WINNOW_LEASE_IN_DATABASE:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT leased_task FROM winnow_lease_tasks(%s, %s, %s, %s, %s, %s, %s, %s)",
+                [project.pk, annotator.pk, count, project.overlap, [str(s) for s in LABELABLE_BATCH_STATUSES],
+                 now, expires, now - SKIP_COOLDOWN],
+            )
+            ids = [task_id for (task_id,) in cursor.fetchall()]
+        tasks = list(Task.objects.select_related("asset").filter(pk__in=ids)) if ids else []
+    else:
+        tasks = _lease_with_orm(project=project, annotator=annotator, count=count, now=now, expires=expires)
+    tasks.sort(key=lambda t: (t.batch_id, t.created_at, t.pk))
+    for task in tasks:
+        task.lease_expires_at = expires  # type: ignore[attr-defined]
+    return tasks
+
+
+def _lease_with_orm(*, project: Project, annotator: AbstractBaseUser, count: int, now: datetime, expires: datetime
+                    ) -> list[Task]:
+    """lease_tasks as ORM statements (the database function winnow_lease_tasks does the same in one call)."""
     answered_by_me = Exists(Annotation.objects.live().filter(task=OuterRef("pk"), annotator=annotator))
     queued = Task.objects.select_related("asset").filter(status=TaskStatus.QUEUED, deleted_at__isnull=True)
     with transaction.atomic():
@@ -661,10 +681,7 @@ def lease_tasks(*, project: Project, annotator: AbstractBaseUser, count: int) ->
             unique_fields=["task", "annotator"],
             update_fields=["expires_at", "skipped_at"],
         )
-    tasks = sorted(held + fresh, key=lambda t: (t.batch_id, t.created_at, t.pk))
-    for task in tasks:
-        task.lease_expires_at = expires  # type: ignore[attr-defined]
-    return tasks
+    return held + fresh
 
 
 def submit_annotation(

@@ -16,6 +16,13 @@ from labeling.models import Annotation, BatchStatus, Lease, Membership, Role, Ta
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True, params=["in-database", "orm"])
+def leasing(request, settings):
+    """Every test here runs against both lease implementations: the PostgreSQL function and the ORM one."""
+    settings.WINNOW_LEASE_IN_DATABASE = request.param == "in-database"
+    return request.param
+
+
 def next_task(client, project):
     return client.post(f"/api/v1/projects/{project.pk}/next-task/")
 
@@ -412,3 +419,18 @@ def test_fifty_threads_leasing_and_answering_make_exactly_overlap_answers_per_ta
     assert len(set(pairs)) == len(pairs)
     assert set(Task.objects.values_list("status", flat=True)) == {TaskStatus.COMPLETED}
     assert all(t.annotation_count == 2 for t in Task.objects.all())
+
+
+def test_the_hand_built_leased_task_matches_the_declared_serializer(project, bob, make_batch, rf):
+    """LeasedTaskSerializer builds its output by hand for speed; the declared fields must say the same."""
+    from rest_framework import serializers
+    from rest_framework.request import Request
+
+    from labeling.api import LeasedTaskSerializer
+
+    make_batch(project, 1)
+    task = services.lease_next_task(project=project, annotator=bob)
+    task.metadata = {"camera": "x", "n": [1, 2]}
+    serializer = LeasedTaskSerializer(task, context={"request": Request(rf.get("/", HTTP_HOST="127.0.0.1"))})
+    assert serializer.to_representation(task) == dict(serializers.ModelSerializer.to_representation(serializer, task))
+    assert serializer.data["asset"]["image_url"].startswith("http://127.0.0.1/media/")

@@ -93,6 +93,8 @@ def test_config_defaults_are_the_papers() -> None:
         ({"precision": "fp8"}, "precision"),
         ({"lambda_cycle": -1}, "negative"),
         ({"input_nc": 1}, "lambda_identity"),
+        ({"input_nc": 1, "lambda_identity": 0, "residual": True}, "residual needs the same channel count"),
+        ({"residual": "yes"}, "true or false"),
     ],
 )
 def test_config_refuses_nonsense(overrides: dict, message: str) -> None:
@@ -112,6 +114,24 @@ def test_generator_output_shape_equals_input_shape(size: int) -> None:
     y = net(x)
     assert y.shape == x.shape
     assert y.abs().max() <= 1  # tanh
+
+
+def test_a_residual_generator_starts_as_the_identity_and_learns_a_change() -> None:
+    from training.cyclegan.model import build_networks
+
+    cfg = CycleGANConfig(image_size=32, ngf=8, n_blocks=2, residual=True)
+    g_ab, g_ba, _, _ = build_networks(cfg)
+    x = torch.rand(2, 3, 32, 32) * 1.8 - 0.9  # inside the clamp, so the identity is exact up to float error
+    assert torch.allclose(g_ab(x), x, atol=1e-5) and torch.allclose(g_ba(x), x, atol=1e-5)
+    assert g_ab(torch.ones(1, 3, 32, 32)).max() <= 1  # +-1 pixels are pulled in, never past the range
+    # A few steps towards a darker image move the output, so the zeroed last layer does learn.
+    optimiser = torch.optim.Adam(g_ab.parameters(), lr=1e-2)
+    for _ in range(5):
+        optimiser.zero_grad()
+        (g_ab(x) - (x - 0.5).clamp(-1, 1)).abs().mean().backward()
+        optimiser.step()
+    assert (g_ab(x) - x).mean() < -0.05
+    assert not torch.allclose(g_ba(x), g_ab(x))  # separate networks: only G_ab was trained
 
 
 def test_patch_discriminator_scores_70px_patches() -> None:
