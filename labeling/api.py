@@ -359,15 +359,19 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gen
     @action(detail=True, methods=["post"], permission_classes=LABELING_PERMISSIONS)
     def annotations(self, request: Request, pk: str | None = None) -> Response:
         """Answer a leased task. Idempotent: repeating the same answer returns the first (200)."""
-        task = self.get_object()
         body = AnswerSerializer(data=request.data)
         body.is_valid(raise_exception=True)
+        try:
+            task_id = int(pk or "")
+        except ValueError:
+            raise Http404 from None
+        # The service reads the task once, under its row lock, and checks membership (404, 403 as get_object would).
         annotation, created = services.submit_annotation(
-            task=task, annotator=request.user, choice_id=body.validated_data["choice"],
+            task=task_id, annotator=request.user, choice_id=body.validated_data["choice"],
             duration_ms=body.validated_data["duration_ms"],
         )
         return Response(
-            {"id": annotation.pk, "task": task.pk, "choice": annotation.choice_id, "created": created},
+            {"id": annotation.pk, "task": task_id, "choice": annotation.choice_id, "created": created},
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 

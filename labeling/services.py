@@ -685,7 +685,7 @@ def _lease_with_orm(*, project: Project, annotator: AbstractBaseUser, count: int
 
 
 def submit_annotation(
-    *, task: Task, annotator: AbstractBaseUser, choice_id: int, duration_ms: int
+    *, task: Task | int, annotator: AbstractBaseUser, choice_id: int, duration_ms: int
 ) -> tuple[Annotation, bool]:
     """Record an annotator's answer. Returns (annotation, created).
 
@@ -693,11 +693,19 @@ def submit_annotation(
     row lock on the task, so answers and lease checks for one task are serialised. Refused (nothing
     stored): a choice from another project (400), no lease or an expired lease that another
     annotator now holds (409), a task that is no longer queued (409), a different answer to a task
-    already answered (409: undo it first).
+    already answered (409: undo it first). `task` may be a task's id (404 if there is no such live
+    task): the API passes the id, so the task is read once, under the lock, rather than twice.
     """
-    _membership_for_labeling(task.project, annotator)
+    # Inside a caller's transaction the callbacks below wait for its commit, so the batch check also runs inside.
+    in_outer_transaction = connection.in_atomic_block
     with transaction.atomic():
-        task = Task.objects.select_for_update(of=("self",)).select_related("project", "batch").get(pk=task.pk)
+        task_id = task if isinstance(task, int) else task.pk
+        task = (
+            Task.objects.alive().select_for_update(of=("self",)).select_related("project", "batch").filter(pk=task_id).first()
+        )
+        if task is None:
+            raise NotFound(f"task {task_id} does not exist")
+        _membership_for_labeling(task.project, annotator)
         choice = Choice.objects.filter(pk=choice_id, project_id=task.project_id).first()
         if choice is None:
             raise InvalidInput(f"choice {choice_id} is not one of this project's choices", code="bad_choice")
@@ -734,9 +742,10 @@ def submit_annotation(
         batch_id = task.batch_id
         if task.status == TaskStatus.COMPLETED:
             webhooks.task_completed(task)
-            # Checked inside the transaction for the common case, and again after commit: two annotators
-            # finishing the last two tasks at once each see the other's task still open until then.
-            _mark_labeled_if_done(batch_id)
+            # Checked after commit: two annotators finishing the last two tasks at once each see the other's
+            # task still open inside their transactions, but the later commit's check sees both done.
+            if in_outer_transaction:
+                _mark_labeled_if_done(batch_id)
             transaction.on_commit(lambda: _mark_labeled_if_done(batch_id))
         if task.batch.status == BatchStatus.FINALIZED:
             Batch.objects.filter(pk=batch_id, status=BatchStatus.FINALIZED).update(status=BatchStatus.LABELING)

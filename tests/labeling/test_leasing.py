@@ -434,3 +434,13 @@ def test_the_hand_built_leased_task_matches_the_declared_serializer(project, bob
     serializer = LeasedTaskSerializer(task, context={"request": Request(rf.get("/", HTTP_HOST="127.0.0.1"))})
     assert serializer.to_representation(task) == dict(serializers.ModelSerializer.to_representation(serializer, task))
     assert serializer.data["asset"]["image_url"].startswith("http://127.0.0.1/media/")
+
+
+def test_answering_a_task_that_does_not_exist_or_was_deleted_is_404(project, bob, client_for, make_batch):
+    make_batch(project, 1)
+    client = client_for(bob)
+    task_id = next_task(client, project).data["id"]
+    Task.objects.filter(pk=task_id).update(deleted_at=timezone.now())
+    assert answer(client, task_id, choice(project).pk).status_code == 404
+    assert answer(client, task_id + 10_000, choice(project).pk).status_code == 404
+    assert not Annotation.objects.exists()
