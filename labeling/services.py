@@ -731,10 +731,10 @@ def submit_annotation(
             task=task, annotator=annotator, choice=choice, duration_ms=max(0, min(duration_ms, 24 * 3600 * 1000))
         )
         Lease.objects.filter(pk=lease.pk).delete()
-        # The row lock makes the count read above exact, so no F() expression and re-read are needed.
+        # The row lock makes the count read above exact, so no F() expression and re-read are needed;
+        # and a first answer is the only live one, so resolving it needs no read of the answers.
         task.annotation_count += 1
-        Task.objects.filter(pk=task.pk).update(annotation_count=task.annotation_count)
-        resolve_task(task=task)
+        resolve_task(task=task, answers=[choice.pk] if task.annotation_count == 1 else None, save=["annotation_count"])
         if task.is_gold:
             from . import quality
 
@@ -752,13 +752,16 @@ def submit_annotation(
     return annotation, True
 
 
-def resolve_task(*, task: Task) -> Task:
+def resolve_task(*, task: Task, answers: list[int] | None = None, save: Sequence[str] = ()) -> Task:
     """Recompute a task's answer from its live annotations (caller holds the task's row lock).
 
     The answer is the majority; agreement is the share who chose it. A task completes when it has
     `overlap` answers and no tie; a tie keeps it queued for one more annotator (up to twice overlap).
+    `answers` (the live annotations' choice ids) saves reading them when the caller knows them;
+    `save` names fields the caller changed on `task`, written in the same UPDATE.
     """
-    answers = list(Annotation.objects.live().filter(task=task).values_list("choice_id", flat=True))
+    if answers is None:
+        answers = list(Annotation.objects.live().filter(task=task).values_list("choice_id", flat=True))
     total = len(answers)
     update: dict[str, Any] = {}
     if total == 0:
@@ -787,6 +790,7 @@ def resolve_task(*, task: Task) -> Task:
             update.pop(name, None)
     for name, value in update.items():
         setattr(task, name, value)
+    update.update({name: getattr(task, name) for name in save})
     Task.objects.filter(pk=task.pk).update(**update)
     return task
 
