@@ -126,6 +126,12 @@ def wait(api: Winnow, path: str, done: set[str], every: float, describe: Any) ->
         time.sleep(every)
 
 
+# The model this benchmark trains unless --config says otherwise: small enough for the CPU to take
+# thousands of steps in ten minutes, starting from the identity (residual), with a discriminator that
+# judges 16-pixel patches (the filter's edges and flat colours are local). See docs/BENCHMARKS.md.
+DEFAULT_MODEL = {"residual": True, "ngf": 16, "ndf": 32, "n_blocks": 3, "n_layers_d": 1, "lambda_identity": 1.0}
+
+
 def push_and_train(api: Winnow, annotator: Winnow, annotator_name: str, data: KnownMappingSet, minutes: float,
                    config: dict[str, Any]) -> dict[str, Any]:
     """The owner (`api`) sets up, reviews and audits; the annotator labels (reviewers may not audit their own answers)."""
@@ -229,7 +235,9 @@ def main() -> None:
                         help="throwaway database (dropped and recreated) when no --base is given; one per concurrent run")
     parser.add_argument("--redis-db", type=int, default=14, help="Redis database of the broker when no --base is given")
     parser.add_argument("--minutes", type=float, default=10, help="training time limit")
-    parser.add_argument("--config", default="{}", help="JSON overrides of the run config, e.g. '{\"ngf\": 32}'")
+    parser.add_argument("--config", default="{}",
+                        help="JSON overrides of the run config, e.g. '{\"ngf\": 32}'; '{\"residual\": false, \"ngf\": 64, "
+                             "\"ndf\": 64, \"n_blocks\": 6, \"n_layers_d\": 3, \"lambda_identity\": 0.5, \"load_size\": null}' is the paper's")
     args = parser.parse_args()
     remote = (args.base, args.token, args.annotator, args.annotator_token)
     if any(remote) and not all(remote):
@@ -238,8 +246,9 @@ def main() -> None:
     data = make_known_mapping(size=args.size, n_a=args.n, n_b=args.n, n_test=args.n_test, seed=args.seed)
     print(f"known-mapping set: {len(data.a)} A, {len(data.b)} B, {len(data.test_a)} held-out pairs of "
           f"{args.size}x{args.size} from {len(data.photos)} photographs", flush=True)
-    config = {"image_size": args.size, "epochs": 10_000, "decay_epochs": 0, "log_every": 50,
-              "sample_every": 500, "checkpoint_every": 1000, **json.loads(args.config)}
+    # No resize jitter (load_size = size): the crops are already random in position and scale.
+    config = {"image_size": args.size, "load_size": args.size, "epochs": 10_000, "decay_epochs": 0, "log_every": 50,
+              "sample_every": 500, "checkpoint_every": 1000, **DEFAULT_MODEL, **json.loads(args.config)}
 
     with ExitStack() as stack:
         if args.base:

@@ -37,6 +37,8 @@ class RunConfigSerializer(serializers.Serializer):
     ngf = serializers.IntegerField(min_value=1, max_value=256, required=False)
     ndf = serializers.IntegerField(min_value=1, max_value=256, required=False)
     n_layers_d = serializers.IntegerField(min_value=1, max_value=6, required=False)
+    residual = serializers.BooleanField(required=False,
+                                        help_text="generators predict a change to their input and start as the identity")
     pool_size = serializers.IntegerField(min_value=0, max_value=1000, required=False)
     seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False)
     precision = serializers.ChoiceField(choices=PRECISIONS, required=False,

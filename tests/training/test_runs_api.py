@@ -85,6 +85,21 @@ def test_it_refuses_nonsense_config_values(approved_split: Split, alice: Any, cl
     assert not Run.objects.exists()
 
 
+def test_the_api_takes_every_config_key_the_model_has(approved_split: Split, alice: Any, client_for: Callable) -> None:
+    from training.cyclegan.model import CycleGANConfig
+    from training.serializers import RunConfigSerializer
+    from training.services import WORKER_KEYS
+
+    # All but how the worker runs it and the channel counts (Winnow's images are RGB).
+    model_keys = set(CycleGANConfig.__dataclass_fields__) - set(WORKER_KEYS) - {"input_nc", "output_nc"}
+    assert set(RunConfigSerializer().fields) == model_keys
+    response = start(client_for(alice), approved_split, residual=True)
+    assert response.status_code == 201, response.json()
+    assert Run.objects.get(pk=response.json()["id"]).config["residual"] is True
+    response = start(client_for(alice), approved_split, residual="sometimes")
+    assert response.status_code == 400 and "residual" in response.json()["config"]
+
+
 def test_a_config_must_be_an_object(approved_split: Split, alice: Any, client_for: Callable) -> None:
     response = client_for(alice).post("/api/v1/runs/", {"split": approved_split.pk, "config": [1]}, format="json")
     assert response.status_code == 400 and "must be an object" in str(response.json()["config"])
