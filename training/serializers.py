@@ -12,6 +12,7 @@ from labeling.models import Split
 from .models import Augmentation, Checkpoint, Evaluation, MetricPoint, Run, Sample
 
 PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
+UPSAMPLES = ["transpose", "resize"]  # training.cyclegan.model.UPSAMPLES, without importing torch here
 
 
 class RunConfigSerializer(serializers.Serializer):
@@ -39,6 +40,8 @@ class RunConfigSerializer(serializers.Serializer):
     n_layers_d = serializers.IntegerField(min_value=1, max_value=6, required=False)
     residual = serializers.BooleanField(required=False,
                                         help_text="generators predict a change to their input and start as the identity")
+    upsample = serializers.ChoiceField(choices=UPSAMPLES, required=False,
+                                       help_text="transpose (the paper's) or resize: nearest-neighbour x2 then a conv")
     pool_size = serializers.IntegerField(min_value=0, max_value=1000, required=False)
     seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False)
     precision = serializers.ChoiceField(choices=PRECISIONS, required=False,

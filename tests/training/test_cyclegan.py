@@ -95,6 +95,7 @@ def test_config_defaults_are_the_papers() -> None:
         ({"input_nc": 1}, "lambda_identity"),
         ({"input_nc": 1, "lambda_identity": 0, "residual": True}, "residual needs the same channel count"),
         ({"residual": "yes"}, "true or false"),
+        ({"upsample": "bilinear"}, "upsample must be one of"),
     ],
 )
 def test_config_refuses_nonsense(overrides: dict, message: str) -> None:
@@ -107,9 +108,10 @@ def test_config_round_trips_through_a_dict_and_ignores_unknown_keys() -> None:
     assert CycleGANConfig.from_dict({**cfg.to_dict(), "added_later": 1}) == cfg
 
 
+@pytest.mark.parametrize("upsample", ["transpose", "resize"])
 @pytest.mark.parametrize("size", [32, 64])
-def test_generator_output_shape_equals_input_shape(size: int) -> None:
-    net = ResnetGenerator(ngf=8, n_blocks=2)
+def test_generator_output_shape_equals_input_shape(size: int, upsample: str) -> None:
+    net = ResnetGenerator(ngf=8, n_blocks=2, upsample=upsample)
     x = torch.randn(2, 3, size, size)
     y = net(x)
     assert y.shape == x.shape
@@ -249,6 +251,19 @@ def test_a_checkpoint_is_self_describing_and_round_trips(domains: Domains, tmp_p
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     assert torch.equal(generator(x), again(x))
     assert torch.allclose(generator(x), load_generator(result.checkpoint, "BA")(x))
+
+
+def test_a_residual_resize_run_saves_generators_that_load_and_translate(domains: Domains, tmp_path: Path) -> None:
+    cfg = tiny(residual=True, upsample="resize")
+    result = train(cfg, domains, tmp_path / "run", lambda m: None, lambda: False)
+    generator = load_generator(result.checkpoint, "AB")
+    assert generator.residual and any(isinstance(m, torch.nn.Upsample) for m in generator.modules())
+    with Image.new("RGB", (40, 36), (200, 30, 30)) as image:
+        out = translate(generator, image)
+    assert out.size == (40, 36)
+    # A few steps from the identity: still close to the input, and not the input exactly.
+    pixels = np.asarray(out, dtype=np.int16)
+    assert 0 < np.abs(pixels - np.array([200, 30, 30])).mean() < 60
 
 
 def test_resume_continues_at_the_saved_step(domains: Domains, tmp_path: Path) -> None:

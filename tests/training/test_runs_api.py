@@ -98,6 +98,13 @@ def test_the_api_takes_every_config_key_the_model_has(approved_split: Split, ali
     assert Run.objects.get(pk=response.json()["id"]).config["residual"] is True
     response = start(client_for(alice), approved_split, residual="sometimes")
     assert response.status_code == 400 and "residual" in response.json()["config"]
+    from training.cyclegan.model import PRECISIONS, UPSAMPLES
+    from training.serializers import PRECISIONS as API_PRECISIONS
+    from training.serializers import UPSAMPLES as API_UPSAMPLES
+
+    assert (tuple(API_PRECISIONS), tuple(API_UPSAMPLES)) == (PRECISIONS, UPSAMPLES)
+    response = start(client_for(alice), approved_split, upsample="bilinear")
+    assert response.status_code == 400 and "upsample" in response.json()["config"]
 
 
 def test_a_config_must_be_an_object(approved_split: Split, alice: Any, client_for: Callable) -> None:

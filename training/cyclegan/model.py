@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+UPSAMPLES = ("transpose", "resize")
 RESIDUAL_CLAMP = 0.999  # atanh(0.999) = 3.8: inputs are pulled this far in from +-1
 
 
@@ -46,6 +47,10 @@ class CycleGANConfig:
     # whose last conv starts at zero), so training starts from the identity map instead of noise. For
     # mappings that keep most of the picture (style, colour, cleanup) it needs far fewer steps.
     residual: bool = False
+    # How the generator doubles resolution: "transpose" (the paper's fractionally strided conv) or
+    # "resize" (nearest-neighbour x2 then a 3x3 conv, Odena et al. 2016), which cannot make the
+    # checkerboard artefacts a transposed conv makes early in training.
+    upsample: str = "transpose"
     # Objective (paper eq. 3, plus the identity term of section 5.2).
     lambda_cycle: float = 10.0
     lambda_identity: float = 0.5  # relative to lambda_cycle, as in the reference
@@ -93,6 +98,7 @@ class CycleGANConfig:
                 "lambda_identity needs the same channel count in both domains (set it to 0)",
             ),
             (not self.residual or self.input_nc == self.output_nc, "residual needs the same channel count in both domains"),
+            (self.upsample in UPSAMPLES, f"upsample must be one of {', '.join(UPSAMPLES)}"),
             (
                 all(isinstance(getattr(self, name), bool) for name in ("flip", "residual", "compile"))
                 and self.channels_last in (None, True, False),
@@ -148,7 +154,7 @@ class ResnetGenerator(nn.Module):
     """Johnson et al. 2016 style: c7s1-64, d128, d256, n x R256, u128, u64, c7s1-3 (paper appendix 7.2)."""
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
-                 residual: bool = False) -> None:
+                 residual: bool = False, upsample: str = "transpose") -> None:
         super().__init__()
         if residual and input_nc != output_nc:
             raise ValueError("a residual generator needs the same channel count in both domains")
@@ -166,12 +172,15 @@ class ResnetGenerator(nn.Module):
                 nn.ReLU(inplace=True),
             ]  # (B, ngf * 4, H / 4, W / 4) after both
         layers += [ResnetBlock(ngf * 4) for _ in range(n_blocks)]
-        for mult in (4, 2):  # two fractionally strided upsamplings
-            layers += [
-                nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1, output_padding=1),
-                nn.InstanceNorm2d(ngf * mult // 2),
-                nn.ReLU(inplace=True),
-            ]  # (B, ngf, H, W) after both
+        for mult in (4, 2):  # two fractionally strided upsamplings (or resize + conv)
+            if upsample == "resize":
+                up: list[nn.Module] = [
+                    nn.Upsample(scale_factor=2, mode="nearest"),
+                    nn.Conv2d(ngf * mult, ngf * mult // 2, kernel_size=3, padding=1),
+                ]
+            else:
+                up = [nn.ConvTranspose2d(ngf * mult, ngf * mult // 2, kernel_size=3, stride=2, padding=1, output_padding=1)]
+            layers += [*up, nn.InstanceNorm2d(ngf * mult // 2), nn.ReLU(inplace=True)]  # (B, ngf, H, W) after both
         layers += [nn.ReflectionPad2d(3), nn.Conv2d(ngf, output_nc, kernel_size=7)]
         if not residual:
             layers.append(nn.Tanh())
@@ -231,8 +240,8 @@ def build_generator(cfg: CycleGANConfig, direction: str = "AB") -> ResnetGenerat
     """G_ab for direction "AB", G_ba for "BA" (channel counts swap when the domains differ)."""
     assert cfg.n_blocks is not None  # resolved in __post_init__
     if direction == "AB":
-        return ResnetGenerator(cfg.input_nc, cfg.output_nc, cfg.ngf, cfg.n_blocks, cfg.residual)
-    return ResnetGenerator(cfg.output_nc, cfg.input_nc, cfg.ngf, cfg.n_blocks, cfg.residual)
+        return ResnetGenerator(cfg.input_nc, cfg.output_nc, cfg.ngf, cfg.n_blocks, cfg.residual, cfg.upsample)
+    return ResnetGenerator(cfg.output_nc, cfg.input_nc, cfg.ngf, cfg.n_blocks, cfg.residual, cfg.upsample)
 
 
 def build_networks(
