@@ -340,8 +340,12 @@ def ingest_urls(*, batch: Batch, items: list[dict[str, Any]]) -> list[dict[str, 
         if reason is None and not isinstance(metadata, dict):
             reason = "metadata must be a JSON object"
         if reason is None:
-            metadata = _compact_json(metadata)
-            reason = _text_problem(url + (unique_id or "") + metadata, metadata)
+            try:
+                metadata = _compact_json(metadata)
+            except ValueError:  # NaN or Infinity, which JSON (and jsonb) do not have
+                reason = "metadata must be plain JSON (no NaN or Infinity)"
+            else:
+                reason = _text_problem(url + (unique_id or "") + metadata, metadata)
         if reason:
             # The name echoes what was sent, which may hold what JSON cannot carry back (lone surrogates).
             results[i] = _result(name.encode("utf-8", "replace").decode(), "rejected", reason=reason)
@@ -381,7 +385,7 @@ def ingest_urls(*, batch: Batch, items: list[dict[str, Any]]) -> list[dict[str, 
     return [r for r in results if r is not None]
 
 
-_compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+_compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
 
 def _existing_unique_ids(project_id: int, unique_ids: list[str]) -> dict[str, int]:

@@ -141,6 +141,16 @@ def test_values_postgresql_cannot_store_are_refused_per_item_and_the_rest_kept(p
     assert Task.objects.get(batch=batch).metadata == {"note": "a literal \\u0000 is text"}
 
 
+def test_metadata_with_nan_is_refused_per_item(project, alice, make_batch):
+    """The API's JSON parser refuses NaN already; the service also refuses it for other callers."""
+    batch = make_batch(project, 0, finalize=False)
+    results = services.ingest_urls(batch=batch, items=[{"image_url": "https://e.org/1.png", "metadata": {"x": float("nan")}},
+                                                       {"image_url": "https://e.org/2.png", "metadata": {"x": 1.5}}])
+    assert [r["status"] for r in results] == ["rejected", "created"]
+    assert "NaN" in results[0]["reason"]
+    assert Task.objects.get(batch=batch).metadata == {"x": 1.5}
+
+
 def test_text_that_needs_escaping_is_stored_exactly(project, alice, client_for, make_batch):
     """The bulk insert escapes backslashes, tabs and line breaks: what comes back is what was sent."""
     batch = make_batch(project, 0, finalize=False)
