@@ -341,11 +341,12 @@ def ingest_urls(*, batch: Batch, items: list[dict[str, Any]]) -> list[dict[str, 
             reason = "metadata must be a JSON object"
         if reason is None:
             try:
-                metadata = _compact_json(metadata)
+                metadata_json = _compact_json(metadata)
             except ValueError:  # NaN or Infinity, which JSON (and jsonb) do not have
                 reason = "metadata must be plain JSON (no NaN or Infinity)"
             else:
-                reason = _text_problem(url + (unique_id or "") + metadata, metadata)
+                reason = _text_problem(url + (unique_id or "") + metadata_json, metadata, metadata_json)
+                metadata = metadata_json
         if reason:
             # The name echoes what was sent, which may hold what JSON cannot carry back (lone surrogates).
             results[i] = _result(name.encode("utf-8", "replace").decode(), "rejected", reason=reason)
@@ -359,17 +360,14 @@ def ingest_urls(*, batch: Batch, items: list[dict[str, Any]]) -> list[dict[str, 
     with transaction.atomic():
         # One ingest at a time per project, so "does this unique_id exist?" cannot race.
         Project.objects.select_for_update().filter(pk=batch.project_id).values_list("id").get()
-        ids = [unique_id for _, unique_id, _, _ in pending if unique_id is not None]
-        fresh, task_ids = pending, None
-        if ids and connection.vendor == "postgresql":
-            # Optimistic: most requests repeat no unique_id, so insert first and let the unique index
-            # check; only when it finds a repeat is the savepoint undone and the repeats looked up.
-            try:
-                with transaction.atomic():
-                    task_ids = _insert_url_tasks(batch, [(unique_id, metadata, url) for _, unique_id, metadata, url in fresh])
-            except IntegrityError:
-                task_ids = None
-        if task_ids is None:
+        # Optimistic: most requests repeat no unique_id, so insert first and let the unique index check;
+        # only when it finds a repeat is the savepoint undone, the repeats looked up and the rest inserted.
+        fresh = pending
+        try:
+            with transaction.atomic():
+                task_ids = _insert_url_tasks(batch, [row[1:] for row in fresh])
+        except IntegrityError:
+            ids = [unique_id for _, unique_id, _, _ in pending if unique_id is not None]
             existing = _existing_unique_ids(batch.project_id, ids)
             fresh = []
             for row in pending:
@@ -377,7 +375,7 @@ def ingest_urls(*, batch: Batch, items: list[dict[str, Any]]) -> list[dict[str, 
                     results[row[0]] = {"name": row[1], "status": "duplicate", "task_id": existing[row[1]]}
                 else:
                     fresh.append(row)
-            task_ids = _insert_url_tasks(batch, [(unique_id, metadata, url) for _, unique_id, metadata, url in fresh])
+            task_ids = _insert_url_tasks(batch, [row[1:] for row in fresh])
         for (i, unique_id, _, url), task_id in zip(fresh, task_ids, strict=True):
             results[i] = {"name": unique_id or url, "status": "created", "task_id": task_id}
         if task_ids:
@@ -390,19 +388,9 @@ _compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allo
 
 def _existing_unique_ids(project_id: int, unique_ids: list[str]) -> dict[str, int]:
     """{unique_id: task id} for those of `unique_ids` the project already has."""
-    if not unique_ids:
-        return {}
-    if connection.vendor == "postgresql":  # one array parameter, not thousands of IN placeholders
-        with connection.cursor() as cursor:
-            cursor.execute(
-                f"SELECT unique_id, id FROM {connection.ops.quote_name(Task._meta.db_table)} "  # noqa: S608 - the model's table
-                "WHERE project_id = %s AND unique_id = ANY(%s::varchar[])",
-                [project_id, unique_ids],
-            )
-            return dict(cursor.fetchall())
     existing: dict[str, int] = {}
-    for start in range(0, len(unique_ids), 500):
-        chunk = unique_ids[start : start + 500]
+    for start in range(0, len(unique_ids), 5000):
+        chunk = unique_ids[start : start + 5000]
         existing.update(Task.objects.filter(project_id=project_id, unique_id__in=chunk).values_list("unique_id", "id"))
     return existing
 
@@ -418,7 +406,6 @@ def _insert_url_tasks(batch: Batch, rows: list[tuple[str | None, str, str]]) -> 
     """
     if not rows:
         return []
-    prototype = Task(project_id=batch.project_id, batch=batch, status=TaskStatus.PENDING, created_at=timezone.now())
     if connection.vendor != "postgresql":
         tasks = [
             Task(project_id=batch.project_id, batch=batch, status=TaskStatus.PENDING, unique_id=unique_id,
@@ -430,6 +417,7 @@ def _insert_url_tasks(batch: Batch, rows: list[tuple[str | None, str, str]]) -> 
 
     import psycopg2  # the PostgreSQL driver; only this branch needs it
 
+    prototype = Task(project_id=batch.project_id, batch=batch, status=TaskStatus.PENDING, created_at=timezone.now())
     table = Task._meta.db_table
     fields = [f for f in Task._meta.concrete_fields if f.attname not in ("unique_id", "metadata", "source_url")]
     shared = "\t".join(_copy_value(f.get_db_prep_save(getattr(prototype, f.attname), connection)) for f in fields if not f.primary_key)
@@ -442,11 +430,7 @@ def _insert_url_tasks(batch: Batch, rows: list[tuple[str | None, str, str]]) -> 
         # Escaping is needed only where a value holds a backslash, tab or line break: check the whole
         # request once and skip the per-value work when none does (URLs and plain metadata never do).
         everything = "".join(f"{unique_id or ''}{metadata}{url}" for unique_id, metadata, url in rows)
-        if any(char in everything for char in "\\\t\n\r"):
-            escape = _copy_value
-        else:
-            def escape(value: str | None) -> str:
-                return "\\N" if value is None else value
+        escape = _copy_value if any(char in everything for char in "\\\t\n\r") else _copy_plain_text
         lines = (
             f"{pk}\t{escape(unique_id)}\t{escape(metadata)}\t{escape(url)}\t{shared}\n"
             for pk, (unique_id, metadata, url) in zip(ids, rows, strict=True)
@@ -472,8 +456,6 @@ class _LineReader:
     def read(self, size: int = -1) -> str:
         return "".join(itertools.islice(self.lines, self.rows_per_read))
 
-    readline = read
-
 
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 
@@ -489,9 +471,17 @@ def _copy_value(value: Any) -> str:
     return str(value).translate(_COPY_ESCAPES)
 
 
-def _text_problem(text: str, metadata_json: str) -> str | None:
-    """PostgreSQL text and jsonb hold neither NUL characters nor lone UTF-16 surrogates: say so per item."""
-    if "\x00" in text or ("\\u0000" in metadata_json and _contains_nul(json.loads(metadata_json))):
+def _copy_plain_text(value: str | None) -> str:
+    """_copy_value for text known to hold no backslash, tab or line break."""
+    return "\\N" if value is None else value
+
+
+def _text_problem(text: str, metadata: dict[str, Any], metadata_json: str) -> str | None:
+    """PostgreSQL text and jsonb hold neither NUL characters nor lone UTF-16 surrogates: say so per item.
+
+    `text` is the item's strings with `metadata_json` (where JSON writes a NUL as \\u0000) among them.
+    """
+    if "\x00" in text or ("\\u0000" in metadata_json and _contains_nul(metadata)):
         return "image_url, unique_id and metadata must not contain NUL characters"
     try:
         text.encode("utf-8")
