@@ -201,8 +201,7 @@ def _csv_cell(value: Any) -> Any:
 
 
 def _csv_metadata(metadata: RawJSON) -> str:
-    value = metadata.value()
-    return _encode(value) if value else ""
+    return "" if metadata == "{}" else metadata  # the stored JSON text; an empty cell for no metadata
 
 
 def _csv_values(row: dict[str, Any]) -> list[Any]:

@@ -58,6 +58,32 @@ def test_metadata_comes_back_exactly_in_every_format(project, alice, client_for,
     assert json.loads(records[0]["metadata"]) == metadata and records[1]["metadata"] == ""
 
 
+def test_chunks_by_id_range_or_id_list_carry_only_their_own_tasks_answers(project, alice, bob, client_for, make_batch,
+                                                                           monkeypatch):
+    """With another project's answered tasks between and around ours, dense chunks (read by id range)
+    and sparse ones (read by id list) both give each task exactly its own answers."""
+    from labeling import exports
+
+    other = services.create_project(created_by=alice, fields={"name": "other"},
+                                    choices=[{"label": "Q-yes", "hotkey": "1", "domain": "A"},
+                                             {"label": "Q-no", "hotkey": "2", "domain": "B"}])
+    services.add_member(project=other, username="bob", role="annotator")
+    for target, n, seed in ((project, 1, 0), (other, 1, 10), (project, 1, 1), (project, 1, 2), (other, 10, 20),
+                            (project, 1, 3)):
+        make_batch(target, n, seed=seed)
+    for target in (project, other):
+        label = target.choices.order_by("id").first()
+        while (task := services.lease_next_task(project=target, annotator=bob)) is not None:
+            services.submit_annotation(task=task, annotator=bob, choice_id=label.pk, duration_ms=100)
+    monkeypatch.setattr(exports, "CHUNK", 2)
+    rows = json.loads(body(client_for(alice).get(f"/api/v1/projects/{project.pk}/export/?format=json")))
+    ids = [r["id"] for r in rows]
+    # Chunk 1 (ids a, a+2) is read by range, which takes in the other project's a+1; chunk 2 (a+3, a+14) by list.
+    assert len(ids) == 4 and ids[1] - ids[0] == 2 and ids[3] - ids[2] >= 4 * 2
+    mine = project.choices.order_by("id").first().label
+    assert [[a["choice"] for a in r["annotations"]] for r in rows] == [[mine]] * 4
+
+
 def test_an_empty_project_exports_an_empty_list(project, alice, client_for):
     response = client_for(alice).get(f"/api/v1/projects/{project.pk}/export/?format=json")
     assert json.loads(body(response)) == []
