@@ -444,3 +444,10 @@ def test_answering_a_task_that_does_not_exist_or_was_deleted_is_404(project, bob
     assert answer(client, task_id, choice(project).pk).status_code == 404
     assert answer(client, task_id + 10_000, choice(project).pk).status_code == 404
     assert not Annotation.objects.exists()
+
+
+def test_answering_a_task_id_that_is_not_a_number_is_404(project, bob, client_for):
+    response = client_for(bob).post("/api/v1/tasks/abc/annotations/", {"choice": choice(project).pk, "duration_ms": 5},
+                                    format="json")
+    assert response.status_code == 404
+    assert not Annotation.objects.exists()
