@@ -11,17 +11,18 @@ import itertools
 import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import datetime, timedelta
-from typing import IO, Any
+from datetime import UTC, datetime, timedelta
+from typing import IO, Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
+from django.db.models import Count, Exists, F, Model, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from . import ingest, stats, webhooks
 from .exceptions import (
@@ -51,6 +52,7 @@ from .models import (
 )
 
 log = logging.getLogger(__name__)
+ModelT = TypeVar("ModelT", bound=Model)
 User = get_user_model()
 
 URL_JOB_CHUNK = 100
@@ -560,7 +562,7 @@ def _membership_for_labeling(project: Project, annotator: AbstractBaseUser) -> M
     return membership
 
 
-def lease_next_task(*, project: Project, annotator: AbstractBaseUser) -> Task | None:
+def lease_next_task(*, project: Project | int, annotator: AbstractBaseUser) -> Task | None:
     """Lease the next task this annotator may answer, or return None when there is none.
 
     The single-task form of `lease_tasks`: an annotator's own unexpired lease is handed back first
@@ -570,7 +572,25 @@ def lease_next_task(*, project: Project, annotator: AbstractBaseUser) -> Task | 
     return tasks[0] if tasks else None
 
 
-def lease_tasks(*, project: Project, annotator: AbstractBaseUser, count: int) -> list[Task]:
+# The project's leasing settings and the caller's membership, in one read (plain SQL: every image runs it).
+_LEASE_PROJECT_SQL = """
+SELECT p.overlap, p.lease_seconds, m.id, m.paused_at, m.paused_reason
+FROM labeling_project p
+LEFT JOIN labeling_membership m ON m.project_id = p.id AND m.user_id = %s
+WHERE p.id = %s AND p.deleted_at IS NULL
+"""
+# The database function leases; the same statement returns the leased tasks with their images.
+_LEASE_CALL_SQL = """
+SELECT t.id, t.project_id, t.batch_id, t.unique_id, t.metadata, t.created_at,
+       a.id, a.sha256, a.width, a.height, a.format, a.byte_size, a.file, a.thumbnail
+FROM winnow_lease_tasks(%s, %s, %s, %s, %s, %s, %s, %s) leased
+JOIN labeling_task t ON t.id = leased.leased_task
+LEFT JOIN labeling_asset a ON a.id = t.asset_id
+ORDER BY t.batch_id, t.created_at, t.id
+"""
+
+
+def lease_tasks(*, project: Project | int, annotator: AbstractBaseUser, count: int) -> list[Task]:
     """Make sure the annotator holds up to `count` leased tasks and return them, oldest batch first.
 
     The annotator's own unexpired, unanswered leases come first and are renewed (so asking again is
@@ -581,31 +601,59 @@ def lease_tasks(*, project: Project, annotator: AbstractBaseUser, count: int) ->
     `SELECT … FOR UPDATE SKIP LOCKED`, so concurrent annotators never wait on each other; the lease
     count is then re-read under the row lock, because the first query's subquery sees the snapshot
     taken when it started and may miss a lease committed just before the lock was granted.
+    `project` may be a project's id (404 if there is no such live project). The tasks come with their
+    assets loaded and `lease_expires_at` set.
     """
     if not 1 <= count <= MAX_LEASED_TASKS:
         raise InvalidInput(f"count must be between 1 and {MAX_LEASED_TASKS}")
-    _membership_for_labeling(project, annotator)
+    project_id = project if isinstance(project, int) else project.pk
+    with connection.cursor() as cursor:
+        cursor.execute(_LEASE_PROJECT_SQL, [annotator.pk, project_id])
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound(f"project {project_id} does not exist")
+    overlap, lease_seconds, member_id, paused_at, paused_reason = row
+    _labeling_membership_check(member_id, paused_at, paused_reason)
     now = timezone.now()
-    expires = now + timedelta(seconds=project.lease_seconds)
+    expires = now + timedelta(seconds=lease_seconds)
     if connection.vendor == "postgresql" and settings.WINNOW_LEASE_IN_DATABASE:
         with connection.cursor() as cursor:
             cursor.execute(
-                "SELECT leased_task FROM winnow_lease_tasks(%s, %s, %s, %s, %s, %s, %s, %s)",
-                [project.pk, annotator.pk, count, project.overlap, [str(s) for s in LABELABLE_BATCH_STATUSES],
+                _LEASE_CALL_SQL,
+                [project_id, annotator.pk, count, overlap, [str(s) for s in LABELABLE_BATCH_STATUSES],
                  now, expires, now - SKIP_COOLDOWN],
             )
-            ids = [task_id for (task_id,) in cursor.fetchall()]
-        tasks = list(Task.objects.select_related("asset").filter(pk__in=ids)) if ids else []
+            rows = cursor.fetchall()
+        tasks = [_leased_task(row) for row in rows]
     else:
-        tasks = _lease_with_orm(project=project, annotator=annotator, count=count, now=now, expires=expires)
-    tasks.sort(key=lambda t: (t.batch_id, t.created_at, t.pk))
+        tasks = _lease_with_orm(project_id=project_id, overlap=overlap, annotator=annotator, count=count, now=now,
+                                expires=expires)
+        tasks.sort(key=lambda t: (t.batch_id, t.created_at, t.pk))
     for task in tasks:
         task.lease_expires_at = expires  # type: ignore[attr-defined]
     return tasks
 
 
-def _lease_with_orm(*, project: Project, annotator: AbstractBaseUser, count: int, now: datetime, expires: datetime
-                    ) -> list[Task]:
+def _leased_task(row: tuple[Any, ...]) -> Task:
+    """A task and its asset from one row of `_LEASE_CALL_SQL`."""
+    task_id, project_id, batch_id, unique_id, metadata, created_at, asset_id, *asset = row
+    task = _loaded(Task, {
+        "id": task_id, "project_id": project_id, "batch_id": batch_id, "asset_id": asset_id, "unique_id": unique_id,
+        "metadata": metadata, "created_at": created_at,
+    })
+    if asset_id is not None:
+        sha256, width, height, image_format, byte_size, file, thumbnail = asset
+        task.asset = _loaded(Asset, {
+            "id": asset_id, "sha256": sha256, "width": width, "height": height, "format": image_format,
+            "byte_size": byte_size, "file": file, "thumbnail": thumbnail,
+        })
+    else:
+        task.asset = None
+    return task
+
+
+def _lease_with_orm(*, project_id: int, overlap: int, annotator: AbstractBaseUser, count: int, now: datetime,
+                    expires: datetime) -> list[Task]:
     """lease_tasks as ORM statements (the database function winnow_lease_tasks does the same in one call)."""
     answered_by_me = Exists(Annotation.objects.live().filter(task=OuterRef("pk"), annotator=annotator))
     queued = Task.objects.select_related("asset").filter(status=TaskStatus.QUEUED, deleted_at__isnull=True)
@@ -616,7 +664,7 @@ def _lease_with_orm(*, project: Project, annotator: AbstractBaseUser, count: int
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
         batches = list(
             Batch.objects.alive()
-            .filter(project=project, status__in=LABELABLE_BATCH_STATUSES)
+            .filter(project_id=project_id, status__in=LABELABLE_BATCH_STATUSES)
             .order_by("id")
             .values_list("id", flat=True)
         )
@@ -642,7 +690,7 @@ def _lease_with_orm(*, project: Project, annotator: AbstractBaseUser, count: int
             .exclude(answered_by_me)
             .exclude(Exists(mine_or_skipped))
             .alias(held=Coalesce(Subquery(others), Value(0)))
-            .filter(annotation_count__lt=project.overlap + F("extra_answers") - F("held"))
+            .filter(annotation_count__lt=overlap + F("extra_answers") - F("held"))
             .order_by("created_at", "id")
         )
         fresh: list[Task] = []
@@ -663,7 +711,7 @@ def _lease_with_orm(*, project: Project, annotator: AbstractBaseUser, count: int
                 )
                 for task in chunk:
                     seen.append(task.pk)
-                    if task.annotation_count + leased.get(task.pk, 0) < project.overlap + task.extra_answers:
+                    if task.annotation_count + leased.get(task.pk, 0) < overlap + task.extra_answers:
                         fresh.append(task)
                         need -= 1
             if need <= 0:
@@ -678,6 +726,40 @@ def _lease_with_orm(*, project: Project, annotator: AbstractBaseUser, count: int
     return held + fresh
 
 
+def _labeling_membership_check(member_id: int | None, paused_at: datetime | None, paused_reason: str) -> None:
+    """The refusals of `_membership_for_labeling`, for callers that read the membership row with their own query."""
+    if member_id is None:
+        raise NotAllowed("you are not a member of this project")
+    if paused_at is not None:
+        raise NotAllowed(f"your labeling on this project is paused: {paused_reason or 'ask the owner'}", code="paused")
+
+
+# The answer path's reads, as plain SQL: every image an annotator labels runs them, and building the
+# same queries with the ORM cost more Python time than the database spent on them. Portable SQL
+# (PostgreSQL and SQLite); `FOR UPDATE OF t` is added where the database has it.
+_ANSWER_LOCK_SQL = """
+SELECT t.project_id, t.batch_id, t.status, t.annotation_count, t.extra_answers, t.is_gold, t.gold_choice_id,
+       t.decided_by, t.callback_url, p.overlap, b.status, m.id, m.paused_at, m.paused_reason, c.id,
+       EXISTS (SELECT 1 FROM labeling_webhook w WHERE w.project_id = t.project_id AND w.active)
+FROM labeling_task t
+JOIN labeling_project p ON p.id = t.project_id
+JOIN labeling_batch b ON b.id = t.batch_id
+LEFT JOIN labeling_membership m ON m.project_id = t.project_id AND m.user_id = %s
+LEFT JOIN labeling_choice c ON c.id = %s AND c.project_id = t.project_id
+WHERE t.id = %s AND t.deleted_at IS NULL
+"""
+# Read after the row lock is granted, in a statement of its own: under READ COMMITTED a statement
+# sees what was committed before it started, so answers and leases committed by the transaction
+# the lock waited for (a double click, a retry) are seen here, not missed.
+_ANSWER_STATE_SQL = """
+SELECT 'answer', a.id, a.choice_id, a.annotator_id, NULL FROM labeling_annotation a
+WHERE a.task_id = %s AND a.discarded_at IS NULL
+UNION ALL
+SELECT 'lease', l.id, NULL, l.annotator_id, l.expires_at FROM labeling_lease l
+WHERE l.task_id = %s AND l.annotator_id = %s
+"""
+
+
 def submit_annotation(
     *, task: Task | int, annotator: AbstractBaseUser, choice_id: int, duration_ms: int
 ) -> tuple[Annotation, bool]:
@@ -688,71 +770,100 @@ def submit_annotation(
     stored): a choice from another project (400), no lease or an expired lease that another
     annotator now holds (409), a task that is no longer queued (409), a different answer to a task
     already answered (409: undo it first). `task` may be a task's id (404 if there is no such live
-    task): the API passes the id, so the task is read once, under the lock, rather than twice.
+    task). Every image labeled runs this, so its statements are plain SQL: the lock with everything
+    that cannot race (project, batch, membership, choice), the answers and lease read after the lock,
+    the insert, the lease release, the task update, the commit.
     """
+    task_id = task if isinstance(task, int) else task.pk
     # Inside a caller's transaction the callbacks below wait for its commit, so the batch check also runs inside.
     in_outer_transaction = connection.in_atomic_block
-    with transaction.atomic():
-        task_id = task if isinstance(task, int) else task.pk
-        task = (
-            Task.objects.alive().select_for_update(of=("self",)).select_related("project", "batch").filter(pk=task_id).first()
-        )
-        if task is None:
+    lock = " FOR UPDATE OF t" if connection.features.has_select_for_update_of else ""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_ANSWER_LOCK_SQL + lock, [annotator.pk, choice_id, task_id])
+        row = cursor.fetchone()
+        if row is None:
             raise NotFound(f"task {task_id} does not exist")
-        _membership_for_labeling(task.project, annotator)
-        choice = Choice.objects.filter(pk=choice_id, project_id=task.project_id).first()
-        if choice is None:
+        (project_id, batch_id, status, count, extra, is_gold, gold_choice_id, decided_by, callback_url, overlap,
+         batch_status, member_id, paused_at, paused_reason, choice_ok, hooked) = row
+        _labeling_membership_check(member_id, paused_at, paused_reason)
+        if choice_ok is None:
             raise InvalidInput(f"choice {choice_id} is not one of this project's choices", code="bad_choice")
-        existing = Annotation.objects.live().filter(task=task, annotator=annotator).first()
-        if existing is not None:
-            if existing.choice_id == choice.pk:
-                return existing, False
-            raise Conflict(
-                f"you already answered this task with {existing.choice.label!r}; undo it to change your answer",
-                code="already_answered",
-            )
-        if task.status != TaskStatus.QUEUED:
-            raise Conflict(f"task is {task.status}, no longer taking answers", code="task_closed")
+        cursor.execute(_ANSWER_STATE_SQL, [task_id, task_id, annotator.pk])
+        answers: list[int] = []
+        lease: tuple[int, datetime] | None = None
+        for kind, pk, answer_choice, by, expires_at in cursor.fetchall():
+            if kind == "lease":
+                lease = (pk, expires_at)
+                continue
+            if by == annotator.pk:
+                if answer_choice == choice_id:
+                    existing = _loaded(
+                        Annotation, {"id": pk, "task_id": task_id, "annotator_id": by, "choice_id": answer_choice}
+                    )
+                    return existing, False
+                label = Choice.objects.filter(pk=answer_choice).values_list("label", flat=True).first()
+                raise Conflict(
+                    f"you already answered this task with {label!r}; undo it to change your answer",
+                    code="already_answered",
+                )
+            answers.append(answer_choice)
+        if status != TaskStatus.QUEUED:
+            raise Conflict(f"task is {status}, no longer taking answers", code="task_closed")
         now = timezone.now()
-        lease = Lease.objects.filter(task=task, annotator=annotator).first()
         if lease is None:
             raise LeaseExpired("you hold no lease on this task; ask for the next task first")
-        if lease.expires_at <= now:
-            held = Lease.objects.filter(task=task, expires_at__gt=now).exclude(annotator=annotator).count()
-            if task.annotation_count + held >= task.project.overlap + task.extra_answers:
+        if _as_aware(lease[1]) <= now:
+            held = Lease.objects.filter(task_id=task_id, expires_at__gt=now).exclude(annotator=annotator).count()
+            if count + held >= overlap + extra:
                 raise LeaseExpired("your lease on this task expired and it was given to someone else; take the next task")
-        annotation = Annotation.objects.create(
-            task=task, annotator=annotator, choice=choice, duration_ms=max(0, min(duration_ms, 24 * 3600 * 1000))
+        duration_ms = max(0, min(duration_ms, 24 * 3600 * 1000))
+        cursor.execute(
+            "INSERT INTO labeling_annotation (task_id, annotator_id, choice_id, duration_ms, created_at, discarded_at)"
+            " VALUES (%s, %s, %s, %s, %s, NULL) RETURNING id",
+            [task_id, annotator.pk, choice_id, duration_ms, _db_datetime(now)],
         )
-        Lease.objects.filter(pk=lease.pk).delete()
-        # The row lock makes the count read above exact, so no F() expression and re-read are needed;
-        # and a first answer is the only live one, so resolving it needs no read of the answers.
-        task.annotation_count += 1
-        resolve_task(task=task, answers=[choice.pk] if task.annotation_count == 1 else None, save=["annotation_count"])
-        if task.is_gold:
+        annotation = _loaded(Annotation, {
+            "id": cursor.fetchone()[0], "task_id": task_id, "annotator_id": annotator.pk, "choice_id": choice_id,
+            "duration_ms": duration_ms, "created_at": now, "discarded_at": None,
+        })
+        cursor.execute("DELETE FROM labeling_lease WHERE id = %s", [lease[0]])
+        # The row lock makes the count read above exact, so the new count is written as a value.
+        task = _loaded(Task, {
+            "id": task_id, "project_id": project_id, "batch_id": batch_id, "status": status, "annotation_count": count + 1,
+            "extra_answers": extra, "is_gold": bool(is_gold), "gold_choice_id": gold_choice_id, "decided_by": decided_by,
+            "callback_url": callback_url,
+        })
+        resolve_task(task=task, answers=[*answers, choice_id], overlap=overlap, save=["annotation_count"])
+        if is_gold:
             from . import quality
 
-            quality.check_annotator(project=task.project, annotator=annotator)
-        batch_id = task.batch_id
+            quality.check_annotator(project=Project.objects.get(pk=project_id), annotator=annotator)
         if task.status == TaskStatus.COMPLETED:
-            webhooks.task_completed(task)
+            if hooked or callback_url:  # emit() would find no receiver otherwise: save its query
+                webhooks.task_completed(task)
             # Checked after commit: two annotators finishing the last two tasks at once each see the other's
             # task still open inside their transactions, but the later commit's check sees both done.
             if in_outer_transaction:
                 _mark_labeled_if_done(batch_id)
             transaction.on_commit(lambda: _mark_labeled_if_done(batch_id))
-        if task.batch.status == BatchStatus.FINALIZED:
-            Batch.objects.filter(pk=batch_id, status=BatchStatus.FINALIZED).update(status=BatchStatus.LABELING)
+        if batch_status == BatchStatus.FINALIZED:
+            cursor.execute(
+                "UPDATE labeling_batch SET status = %s WHERE id = %s AND status = %s",
+                [BatchStatus.LABELING.value, batch_id, BatchStatus.FINALIZED.value],
+            )
     return annotation, True
 
 
-def resolve_task(*, task: Task, answers: list[int] | None = None, save: Sequence[str] = ()) -> Task:
+def resolve_task(
+    *, task: Task, answers: list[int] | None = None, overlap: int | None = None, save: Sequence[str] = ()
+) -> Task:
     """Recompute a task's answer from its live annotations (caller holds the task's row lock).
 
     The answer is the majority; agreement is the share who chose it. A task completes when it has
     `overlap` answers and no tie; a tie keeps it queued for one more annotator (up to twice overlap).
     `answers` (the live annotations' choice ids) saves reading them when the caller knows them;
-    `save` names fields the caller changed on `task`, written in the same UPDATE.
+    `overlap` (the project's) saves reading the project; `save` names fields the caller changed on
+    `task`, written in the same UPDATE.
     """
     if answers is None:
         answers = list(Annotation.objects.live().filter(task=task).values_list("choice_id", flat=True))
@@ -768,7 +879,8 @@ def resolve_task(*, task: Task, answers: list[int] | None = None, save: Sequence
             "agreement": vote.agreement,
             "decided_by": "" if tied else (DecidedBy.SINGLE if total == 1 else DecidedBy.CONSENSUS),
         }
-        overlap = task.project.overlap
+        if overlap is None:
+            overlap = task.project.overlap
         if task.status == TaskStatus.QUEUED and total >= overlap:
             if tied and total < 2 * overlap:
                 # Ask one more annotator to break the tie.
@@ -785,8 +897,36 @@ def resolve_task(*, task: Task, answers: list[int] | None = None, save: Sequence
     for name, value in update.items():
         setattr(task, name, value)
     update.update({name: getattr(task, name) for name in save})
-    Task.objects.filter(pk=task.pk).update(**update)
+    _write_task(task.pk, update)
     return task
+
+
+def _write_task(task_id: int, values: dict[str, Any]) -> None:
+    """UPDATE one task's columns (field names or attnames) as one plain statement; the answer path runs it per image."""
+    fields = [Task._meta.get_field(name) for name in values]
+    assignments = ", ".join(f"{connection.ops.quote_name(field.column)} = %s" for field in fields)
+    params = [field.get_db_prep_save(value, connection) for field, value in zip(fields, values.values(), strict=True)]
+    with connection.cursor() as cursor:
+        # Column names come from the model, never from a request.
+        cursor.execute(f"UPDATE labeling_task SET {assignments} WHERE id = %s", [*params, task_id])  # noqa: S608
+
+
+def _loaded(model: type[ModelT], values: dict[str, Any]) -> ModelT:
+    """A model instance as if read from the database with only these fields (attnames); the rest load on access."""
+    names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
+    return model.from_db(connection.alias, names, [values[name] for name in names])
+
+
+def _db_datetime(value: datetime) -> Any:
+    """A datetime as this database's driver takes it in plain SQL (SQLite stores text)."""
+    return Task._meta.get_field("created_at").get_db_prep_value(value, connection)
+
+
+def _as_aware(value: datetime | str) -> datetime:
+    """A datetime read with plain SQL: aware on PostgreSQL; text or naive UTC on SQLite."""
+    if isinstance(value, str):
+        value = parse_datetime(value)  # type: ignore[assignment]
+    return value if timezone.is_aware(value) else timezone.make_aware(value, UTC)  # type: ignore[arg-type]
 
 
 def _maybe_mark_labeled(batch_id: int) -> None:
@@ -797,12 +937,15 @@ def _maybe_mark_labeled(batch_id: int) -> None:
 
 def _mark_labeled_if_done(batch_id: int) -> bool:
     """Mark the batch labeled when it has no open task left: one conditional UPDATE, so it is cheap on every answer."""
-    open_work = Task.objects.alive().filter(batch_id=batch_id, status__in=[TaskStatus.PENDING, TaskStatus.QUEUED])
-    won = bool(
-        Batch.objects.filter(pk=batch_id, status__in=LABELABLE_BATCH_STATUSES)
-        .exclude(Exists(open_work))
-        .update(status=BatchStatus.LABELED, labeled_at=timezone.now())
-    )
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE labeling_batch SET status = %s, labeled_at = %s WHERE id = %s AND status IN (%s, %s)"
+            " AND NOT EXISTS (SELECT 1 FROM labeling_task t"
+            " WHERE t.batch_id = %s AND t.status IN (%s, %s) AND t.deleted_at IS NULL)",
+            [BatchStatus.LABELED.value, _db_datetime(timezone.now()), batch_id,
+             *[s.value for s in LABELABLE_BATCH_STATUSES], batch_id, TaskStatus.PENDING.value, TaskStatus.QUEUED.value],
+        )
+        won = cursor.rowcount == 1
     if won:  # the conditional update is won once, so the event is sent once
         webhooks.batch_labeled(batch_id)
     return won
