@@ -165,7 +165,8 @@ def paced(port: int, project_id: int, choice_id: int, tokens: list[str], interva
         # Spread the annotators over the interval so they do not all ask at once.
         next_at = time.monotonic() + interval * i / len(tokens)
         while True:
-            delay = next_at - time.monotonic()
+            # Never sleep past the end of the phase: the rate is counted over the phase's length.
+            delay = min(next_at, stop) - time.monotonic()
             if delay > 0:
                 time.sleep(delay)
             if time.monotonic() >= stop:

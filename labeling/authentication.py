@@ -18,47 +18,37 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
+from .rows import loaded
+
 
 @cache
-def _token_query(vendor: str) -> tuple[str, list[Any]]:
-    """SELECT of a token's user (every concrete field) and the token's fields by key, with the fields'
-    converters (the ORM applies them to what it reads, e.g. booleans on SQLite). `vendor` keys the cache."""
+def _token_sql(vendor: str) -> str:
+    """SELECT of a token's user (every concrete field) and the token's fields, by key; `vendor` keys the cache."""
     user_model = get_user_model()
     quote = connection.ops.quote_name
-    fields = [*user_model._meta.concrete_fields, *Token._meta.concrete_fields]
     columns = [f"u.{quote(f.column)}" for f in user_model._meta.concrete_fields]
     columns += [f"t.{quote(f.column)}" for f in Token._meta.concrete_fields]
-    sql = (
+    return (
         f"SELECT {', '.join(columns)} FROM {quote(Token._meta.db_table)} t "  # noqa: S608 (names from the models)
         f"JOIN {quote(user_model._meta.db_table)} u "
         f"ON u.{quote(user_model._meta.pk.column)} = t.{quote(Token._meta.get_field('user').column)} "
         f"WHERE t.{quote(Token._meta.pk.column)} = %s"
     )
-    converters = []
-    for field in fields:
-        col = field.cached_col
-        converters.append([(c, col) for c in connection.ops.get_db_converters(col) + col.get_db_converters(connection)])
-    return sql, converters
 
 
 class TokenAuthentication(authentication.TokenAuthentication):
     """`Authorization: Token <key>`, as DRF's, read with one plain SQL statement."""
 
     def authenticate_credentials(self, key: str) -> tuple[AbstractBaseUser, Any]:
-        sql, converters = _token_query(connection.vendor)
         with connection.cursor() as cursor:
-            cursor.execute(sql, [key])
+            cursor.execute(_token_sql(connection.vendor), [key])
             row = cursor.fetchone()
         if row is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))
-        values = list(row)
-        for i, field_converters in enumerate(converters):
-            for converter, col in field_converters:
-                values[i] = converter(values[i], col, connection)
         user_model = get_user_model()
-        n_user = len(user_model._meta.concrete_fields)
-        user = user_model.from_db(connection.alias, None, values[:n_user])
-        token = Token.from_db(connection.alias, None, values[n_user:])
+        user_fields = user_model._meta.concrete_fields
+        user = loaded(user_model, {f.attname: v for f, v in zip(user_fields, row, strict=False)})
+        token = loaded(Token, {f.attname: v for f, v in zip(Token._meta.concrete_fields, row[len(user_fields):], strict=True)})
         token.user = user
         if not user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))

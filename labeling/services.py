@@ -11,18 +11,17 @@ import itertools
 import json
 import logging
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime, timedelta
-from typing import IO, Any, TypeVar
+from datetime import datetime, timedelta
+from typing import IO, Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, Model, OuterRef, Q, Subquery, Value
+from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
-from django.utils.dateparse import parse_datetime
 
 from . import ingest, stats, webhooks
 from .exceptions import (
@@ -50,9 +49,9 @@ from .models import (
     Task,
     TaskStatus,
 )
+from .rows import convert, loaded
 
 log = logging.getLogger(__name__)
-ModelT = TypeVar("ModelT", bound=Model)
 User = get_user_model()
 
 URL_JOB_CHUNK = 100
@@ -637,13 +636,13 @@ def lease_tasks(*, project: Project | int, annotator: AbstractBaseUser, count: i
 def _leased_task(row: tuple[Any, ...]) -> Task:
     """A task and its asset from one row of `_LEASE_CALL_SQL`."""
     task_id, project_id, batch_id, unique_id, metadata, created_at, asset_id, *asset = row
-    task = _loaded(Task, {
+    task = loaded(Task, {
         "id": task_id, "project_id": project_id, "batch_id": batch_id, "asset_id": asset_id, "unique_id": unique_id,
         "metadata": metadata, "created_at": created_at,
     })
     if asset_id is not None:
         sha256, width, height, image_format, byte_size, file, thumbnail = asset
-        task.asset = _loaded(Asset, {
+        task.asset = loaded(Asset, {
             "id": asset_id, "sha256": sha256, "width": width, "height": height, "format": image_format,
             "byte_size": byte_size, "file": file, "thumbnail": thumbnail,
         })
@@ -797,7 +796,7 @@ def submit_annotation(
                 continue
             if by == annotator.pk:
                 if answer_choice == choice_id:
-                    existing = _loaded(
+                    existing = loaded(
                         Annotation, {"id": pk, "task_id": task_id, "annotator_id": by, "choice_id": answer_choice}
                     )
                     return existing, False
@@ -812,7 +811,7 @@ def submit_annotation(
         now = timezone.now()
         if lease is None:
             raise LeaseExpired("you hold no lease on this task; ask for the next task first")
-        if _as_aware(lease[1]) <= now:
+        if convert(Lease._meta.get_field("expires_at"), lease[1]) <= now:
             held = Lease.objects.filter(task_id=task_id, expires_at__gt=now).exclude(annotator=annotator).count()
             if count + held >= overlap + extra:
                 raise LeaseExpired("your lease on this task expired and it was given to someone else; take the next task")
@@ -822,13 +821,13 @@ def submit_annotation(
             " VALUES (%s, %s, %s, %s, %s, NULL) RETURNING id",
             [task_id, annotator.pk, choice_id, duration_ms, _db_datetime(now)],
         )
-        annotation = _loaded(Annotation, {
+        annotation = loaded(Annotation, {
             "id": cursor.fetchone()[0], "task_id": task_id, "annotator_id": annotator.pk, "choice_id": choice_id,
             "duration_ms": duration_ms, "created_at": now, "discarded_at": None,
         })
         cursor.execute("DELETE FROM labeling_lease WHERE id = %s", [lease[0]])
         # The row lock makes the count read above exact, so the new count is written as a value.
-        task = _loaded(Task, {
+        task = loaded(Task, {
             "id": task_id, "project_id": project_id, "batch_id": batch_id, "status": status, "annotation_count": count + 1,
             "extra_answers": extra, "is_gold": bool(is_gold), "gold_choice_id": gold_choice_id, "decided_by": decided_by,
             "callback_url": callback_url,
@@ -911,22 +910,9 @@ def _write_task(task_id: int, values: dict[str, Any]) -> None:
         cursor.execute(f"UPDATE labeling_task SET {assignments} WHERE id = %s", [*params, task_id])  # noqa: S608
 
 
-def _loaded(model: type[ModelT], values: dict[str, Any]) -> ModelT:
-    """A model instance as if read from the database with only these fields (attnames); the rest load on access."""
-    names = [f.attname for f in model._meta.concrete_fields if f.attname in values]
-    return model.from_db(connection.alias, names, [values[name] for name in names])
-
-
 def _db_datetime(value: datetime) -> Any:
     """A datetime as this database's driver takes it in plain SQL (SQLite stores text)."""
     return Task._meta.get_field("created_at").get_db_prep_value(value, connection)
-
-
-def _as_aware(value: datetime | str) -> datetime:
-    """A datetime read with plain SQL: aware on PostgreSQL; text or naive UTC on SQLite."""
-    if isinstance(value, str):
-        value = parse_datetime(value)  # type: ignore[assignment]
-    return value if timezone.is_aware(value) else timezone.make_aware(value, UTC)  # type: ignore[arg-type]
 
 
 def _maybe_mark_labeled(batch_id: int) -> None:

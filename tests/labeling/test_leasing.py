@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import timedelta
 
 import pytest
-from django.db import connection
+from django.db import connection, transaction
 from django.utils import timezone
 
 from labeling import services
@@ -451,3 +452,63 @@ def test_answering_a_task_id_that_is_not_a_number_is_404(project, bob, client_fo
                                     format="json")
     assert response.status_code == 404
     assert not Annotation.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("same_answer", [True, False])
+def test_two_submits_waiting_on_one_task_lock_store_one_answer(project, bob, make_batch, same_answer):
+    """Two tabs send an answer while a third transaction holds the task's row lock: the one that gets the
+    lock second must see the first one's committed answer (read after the lock), not insert a second."""
+    make_batch(project, 1)
+    task = services.lease_next_task(project=project, annotator=bob)
+    first, second = list(project.choices.values_list("id", flat=True))[:2]
+    outcomes: list[str] = []
+    start = threading.Barrier(3)
+
+    def submit(choice_id: int) -> None:
+        try:
+            start.wait()
+            _, created = services.submit_annotation(task=task.pk, annotator=bob, choice_id=choice_id, duration_ms=5)
+            outcomes.append("created" if created else "duplicate")
+        except Conflict as exc:
+            outcomes.append(exc.code)
+        except BaseException as exc:  # report it in the main thread
+            outcomes.append(repr(exc))
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=submit, args=(c,)) for c in (first, first if same_answer else second)]
+    with transaction.atomic():
+        Task.objects.select_for_update().get(pk=task.pk)  # both submits queue behind this lock
+        for thread in threads:
+            thread.start()
+        start.wait()
+        time.sleep(0.3)
+    for thread in threads:
+        thread.join(30)
+    assert sorted(outcomes) == (["created", "duplicate"] if same_answer else ["already_answered", "created"])
+    assert Annotation.objects.filter(task=task).count() == 1
+    assert Task.objects.get(pk=task.pk).annotation_count == 1
+
+
+def test_next_task_for_a_missing_deleted_or_malformed_project_is_404(project, bob, client_for):
+    client = client_for(bob)
+    assert client.post(f"/api/v1/projects/{project.pk + 1000}/next-task/").status_code == 404
+    assert client.post("/api/v1/projects/x1/next-task/").status_code == 404
+    assert client.post("/api/v1/projects/\u00b2/next-task/").status_code == 404
+    project.deleted_at = timezone.now()
+    project.save()
+    assert next_task(client, project).status_code == 404
+    assert not Lease.objects.exists()
+
+
+def test_a_leased_task_carries_its_stored_metadata_and_image(project, bob, client_for, make_batch):
+    make_batch(project, 1)
+    stored = {"camera": "x", "tags": ["a", "ü"], "n": 1.5, "nested": {"ok": True, "none": None}}
+    Task.objects.update(metadata=stored, unique_id="img-1")
+    body = next_task(client_for(bob), project).data
+    task = Task.objects.select_related("asset").get()
+    assert body["metadata"] == stored and body["unique_id"] == "img-1" and body["batch"] == task.batch_id
+    assert body["asset"]["sha256"] == task.asset.sha256 and body["asset"]["width"] == task.asset.width
+    assert body["asset"]["image_url"].endswith(task.asset.file.name)
+    assert body["asset"]["thumbnail_url"].endswith(task.asset.thumbnail.name)
