@@ -23,7 +23,7 @@ from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from . import ingest, stats, webhooks
+from . import ingest, prepared, stats, webhooks
 from .exceptions import (
     CalibrationRequired,
     Conflict,
@@ -607,7 +607,7 @@ def lease_tasks(*, project: Project | int, annotator: AbstractBaseUser, count: i
         raise InvalidInput(f"count must be between 1 and {MAX_LEASED_TASKS}")
     project_id = project if isinstance(project, int) else project.pk
     with connection.cursor() as cursor:
-        cursor.execute(_LEASE_PROJECT_SQL, [annotator.pk, project_id])
+        prepared.execute(cursor, "winnow_lease_project", _LEASE_PROJECT_SQL, [annotator.pk, project_id])
         row = cursor.fetchone()
     if row is None:
         raise NotFound(f"project {project_id} does not exist")
@@ -617,8 +617,8 @@ def lease_tasks(*, project: Project | int, annotator: AbstractBaseUser, count: i
     expires = now + timedelta(seconds=lease_seconds)
     if connection.vendor == "postgresql" and settings.WINNOW_LEASE_IN_DATABASE:
         with connection.cursor() as cursor:
-            cursor.execute(
-                _LEASE_CALL_SQL,
+            prepared.execute(
+                cursor, "winnow_lease_call", _LEASE_CALL_SQL,
                 [project_id, annotator.pk, count, overlap, [str(s) for s in LABELABLE_BATCH_STATUSES],
                  now, expires, now - SKIP_COOLDOWN],
             )
@@ -778,7 +778,8 @@ def submit_annotation(
     in_outer_transaction = connection.in_atomic_block
     lock = " FOR UPDATE OF t" if connection.features.has_select_for_update_of else ""
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_ANSWER_LOCK_SQL + lock, [annotator.pk, choice_id, task_id])
+        prepared.execute(cursor, "winnow_answer_lock" + ("_for_update" if lock else ""), _ANSWER_LOCK_SQL + lock,
+                         [annotator.pk, choice_id, task_id])
         row = cursor.fetchone()
         if row is None:
             raise NotFound(f"task {task_id} does not exist")
@@ -787,7 +788,7 @@ def submit_annotation(
         _labeling_membership_check(member_id, paused_at, paused_reason)
         if choice_ok is None:
             raise InvalidInput(f"choice {choice_id} is not one of this project's choices", code="bad_choice")
-        cursor.execute(_ANSWER_STATE_SQL, [task_id, task_id, annotator.pk])
+        prepared.execute(cursor, "winnow_answer_state", _ANSWER_STATE_SQL, [task_id, task_id, annotator.pk])
         answers: list[int] = []
         lease: tuple[int, datetime] | None = None
         for kind, pk, answer_choice, by, expires_at in cursor.fetchall():
@@ -816,7 +817,8 @@ def submit_annotation(
             if count + held >= overlap + extra:
                 raise LeaseExpired("your lease on this task expired and it was given to someone else; take the next task")
         duration_ms = max(0, min(duration_ms, 24 * 3600 * 1000))
-        cursor.execute(
+        prepared.execute(
+            cursor, "winnow_answer_insert",
             "INSERT INTO labeling_annotation (task_id, annotator_id, choice_id, duration_ms, created_at, discarded_at)"
             " VALUES (%s, %s, %s, %s, %s, NULL) RETURNING id",
             [task_id, annotator.pk, choice_id, duration_ms, _db_datetime(now)],
@@ -921,16 +923,19 @@ def _maybe_mark_labeled(batch_id: int) -> None:
         Batch.objects.filter(pk=batch_id, status=BatchStatus.FINALIZED).update(status=BatchStatus.LABELING)
 
 
+# The statuses are written into the text (they are the models' constants), so the plan is the same for every batch.
+_BATCH_LABELED_SQL = f"""
+UPDATE labeling_batch SET status = '{BatchStatus.LABELED.value}', labeled_at = %s
+WHERE id = %s AND status IN ({", ".join(f"'{s.value}'" for s in LABELABLE_BATCH_STATUSES)})
+  AND NOT EXISTS (SELECT 1 FROM labeling_task t WHERE t.batch_id = %s AND t.deleted_at IS NULL
+                  AND t.status IN ('{TaskStatus.PENDING.value}', '{TaskStatus.QUEUED.value}'))
+"""  # noqa: S608 (no request data in the text)
+
+
 def _mark_labeled_if_done(batch_id: int) -> bool:
     """Mark the batch labeled when it has no open task left: one conditional UPDATE, so it is cheap on every answer."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE labeling_batch SET status = %s, labeled_at = %s WHERE id = %s AND status IN (%s, %s)"
-            " AND NOT EXISTS (SELECT 1 FROM labeling_task t"
-            " WHERE t.batch_id = %s AND t.status IN (%s, %s) AND t.deleted_at IS NULL)",
-            [BatchStatus.LABELED.value, _db_datetime(timezone.now()), batch_id,
-             *[s.value for s in LABELABLE_BATCH_STATUSES], batch_id, TaskStatus.PENDING.value, TaskStatus.QUEUED.value],
-        )
+        prepared.execute(cursor, "winnow_batch_labeled", _BATCH_LABELED_SQL, [_db_datetime(timezone.now()), batch_id, batch_id])
         won = cursor.rowcount == 1
     if won:  # the conditional update is won once, so the event is sent once
         webhooks.batch_labeled(batch_id)
