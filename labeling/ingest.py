@@ -19,10 +19,13 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO
+from typing import IO, Any
 from urllib.parse import urljoin, urlsplit
 
 import requests
+import requests.adapters
+import urllib3
+import urllib3.connection
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
@@ -251,29 +254,85 @@ def check_url(url: str) -> None:
     except socket.gaierror as exc:
         raise Rejected(f"cannot resolve host {host!r}") from exc
     for info in infos:
-        address = ipaddress.ip_address(info[4][0].split("%")[0])
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-            address = address.ipv4_mapped
-        if _host_allowed(str(address)):
-            continue
-        if (
-            address.is_private
-            or address.is_loopback
-            or address.is_link_local
-            or address.is_multicast
-            or address.is_reserved
-            or address.is_unspecified
-        ):
-            raise Rejected(
-                f"{host} resolves to {address}, an internal address; ask an admin to add it to "
-                "INGEST_ALLOWED_HOSTS if this is intended"
-            )
+        _check_address(host, info[4][0], "resolves to")
+
+
+def _check_address(host: str, text: str, verb: str) -> None:
+    """Refuse an internal address (see check_url) unless INGEST_ALLOWED_HOSTS names it."""
+    address = ipaddress.ip_address(text.split("%")[0])
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    if _host_allowed(str(address)):
+        return
+    if (
+        address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_multicast
+        or address.is_reserved
+        or address.is_unspecified
+    ):
+        raise Rejected(
+            f"{host} {verb} {address}, an internal address; ask an admin to add it to "
+            "INGEST_ALLOWED_HOSTS if this is intended"
+        )
+
+
+# check_url resolves the host once; the download resolves it again, and a DNS answer that changed in
+# between (DNS rebinding) could point it inward. So every connection the download opens checks the
+# address it actually reached, before a byte is sent.
+class _PeerCheckedHTTPConnection(urllib3.connection.HTTPConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _check_peer(self.host, sock)
+        return sock
+
+
+class _PeerCheckedHTTPSConnection(urllib3.connection.HTTPSConnection):
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        _check_peer(self.host, sock)
+        return sock
+
+
+def _check_peer(host: str, sock: socket.socket) -> None:
+    if _host_allowed(host):
+        return
+    try:
+        _check_address(host, sock.getpeername()[0], "connected to")
+    except Rejected:
+        sock.close()
+        raise
+
+
+class _PeerCheckedHTTPPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _PeerCheckedHTTPConnection
+
+
+class _PeerCheckedHTTPSPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _PeerCheckedHTTPSConnection
+
+
+class _PeerCheckedAdapter(requests.adapters.HTTPAdapter):
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _PeerCheckedHTTPPool, "https": _PeerCheckedHTTPSPool}
+
+
+def download_session() -> requests.Session:
+    """A session for downloads: no proxies from the environment (the checks must see the real target),
+    and every connection's address checked as it opens."""
+    session = requests.Session()
+    session.trust_env = False
+    adapter = _PeerCheckedAdapter()
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
 
 
 def fetch(url: str) -> bytes:
-    """Download an image, checking every redirect hop against the same address rules."""
-    session = requests.Session()
-    session.trust_env = False  # no proxies from the environment: the address check must see the real target
+    """Download an image, checking every redirect hop, and every connection's address, against the same rules."""
+    session = download_session()
     current = url
     for _hop in range(settings.INGEST_URL_MAX_REDIRECTS + 1):
         check_url(current)

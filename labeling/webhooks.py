@@ -257,8 +257,7 @@ def _post(delivery: Delivery) -> tuple[int | None, str]:
         ingest.check_url(delivery.url)  # again at send time: the name may resolve elsewhere now
     except ingest.Rejected as exc:
         return None, f"refused: {exc}"
-    session = requests.Session()
-    session.trust_env = False  # no proxies from the environment: the address check must see the real target
+    session = ingest.download_session()  # no proxies; the address each connection reaches is checked too
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "Winnow webhooks",
@@ -276,6 +275,8 @@ def _post(delivery: Delivery) -> tuple[int | None, str]:
                 return code, f"HTTP {code}: redirects are not followed; point the webhook at the final URL"
             excerpt = response.raw.read(300, decode_content=True).decode("utf-8", "replace").strip()
             return code, f"HTTP {code}" + (f": {excerpt}" if excerpt else "")
+    except ingest.Rejected as exc:  # the name resolved inward after the check above (DNS rebinding)
+        return None, f"refused: {exc}"
     except requests.Timeout:
         return None, f"no answer within {settings.WEBHOOK_TIMEOUT_SECONDS:g} s"
     except requests.RequestException as exc:

@@ -231,3 +231,14 @@ def test_a_download_job_run_twice_does_nothing_the_second_time(project, make_bat
     services.download_task_images(task_ids=[task.pk])  # redelivered message
     task.refresh_from_db()
     assert task.status == "failed"
+
+
+def test_a_connection_that_lands_on_an_internal_address_is_refused_before_sending(image_server, settings):
+    """DNS rebinding: the host passed the check, then resolved inward for the download. Every connection
+    checks the address it reached, so even a URL that skipped check_url cannot reach the inside."""
+    port = image_server.split(":")[1]
+    settings.INGEST_ALLOWED_HOSTS = []
+    with pytest.raises(ingest.Rejected, match="127.0.0.1 connected to 127.0.0.1, an internal address"):
+        ingest.download_session().get(f"http://127.0.0.1:{port}/img.png", timeout=5)
+    settings.INGEST_ALLOWED_HOSTS = ["localhost"]  # a host the admin allowed by name may be internal
+    assert ingest.download_session().get(f"http://localhost:{port}/img.png", timeout=5).content == IMAGE
