@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from django.conf import settings
 from django.db.models import Prefetch, QuerySet
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
@@ -632,6 +633,9 @@ class ExportViewSet(viewsets.ViewSet):
     @action(detail=True, methods=["get"])
     def download(self, request: Request, project_pk: str, pk: str) -> FileResponse:
         export = self._export(pk)
+        if export.status == ExportStatus.EXPIRED:
+            raise Conflict(f"the export's file was deleted {settings.EXPORT_RETENTION_HOURS} h after it was written; "
+                           "start a new export", code="expired")
         if export.status != ExportStatus.DONE:
             raise Conflict(f"the export is {export.status}; download it once its status is done", code="not_ready")
         path = exports.export_path(export)

@@ -15,6 +15,7 @@ import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -507,6 +508,33 @@ def run_export(*, export_id: int) -> None:
         Export.objects.filter(pk=export_id).update(status=ExportStatus.FAILED, error=str(exc)[:500] or exc.__class__.__name__,
                                                    finished_at=timezone.now())
         raise
+
+
+def prune_exports(*, now: datetime | None = None) -> int:
+    """Delete the files of exports finished more than EXPORT_RETENTION_HOURS ago (0 keeps them all).
+
+    Each is marked `expired` by a conditional update before its file goes, so two prunes never race
+    over one file and a download sees either the file or the expired status. Temporary files older
+    than the retention (an export whose worker was killed while writing) go too. Returns how many
+    exports expired. The export job runs this after each export it writes; `manage.py prune_exports`
+    runs it from cron.
+    """
+    hours = settings.EXPORT_RETENTION_HOURS
+    if not hours:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(hours=hours)
+    expired = 0
+    for export in Export.objects.filter(status=ExportStatus.DONE, finished_at__lt=cutoff).only("id", "file"):
+        if Export.objects.filter(pk=export.pk, status=ExportStatus.DONE).update(status=ExportStatus.EXPIRED):
+            export_path(export).unlink(missing_ok=True)
+            expired += 1
+    for tmp in (Path(settings.MEDIA_ROOT) / "exports").glob("*/.tmp-*"):
+        try:
+            if tmp.stat().st_mtime < cutoff.timestamp():
+                tmp.unlink()
+        except FileNotFoundError:  # another prune took it
+            pass
+    return expired
 
 
 def _counted(rows: Iterator[dict[str, Any]], progress: Callable[[int], None]) -> Iterator[dict[str, Any]]:

@@ -28,7 +28,10 @@ def deliver_webhook(delivery_id: int, attempt: int) -> None:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def run_export(export_id: int) -> None:
-    exports.run_export(export_id=export_id)
+    try:
+        exports.run_export(export_id=export_id)
+    finally:
+        exports.prune_exports()  # old exports' files go while new ones are written: no scheduler needed
 
 
 @worker_ready.connect

@@ -511,6 +511,7 @@ class ExportStatus(models.TextChoices):
     RUNNING = "running", "Running"
     DONE = "done", "Done"
     FAILED = "failed", "Failed"
+    EXPIRED = "expired", "Expired"  # done, and its file deleted after EXPORT_RETENTION_HOURS
 
 
 class Export(models.Model):

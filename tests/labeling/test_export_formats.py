@@ -5,8 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import zipfile
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -257,3 +259,44 @@ def test_exports_are_for_owners_and_downloads_wait_until_done(labeled: Project, 
     refused = client_for(alice).post(base, {"format": "cyclegan", "split": draft.pk}, format="json")
     assert refused.status_code == 409
     assert Export.objects.count() == 1
+
+
+@pytest.mark.django_db
+def test_old_export_files_expire_and_their_download_says_so(labeled: Project, alice: Any, client_for: Any,
+                                                            settings: Any) -> None:
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from labeling import jobs
+
+    settings.EXPORT_RETENTION_HOURS = 24
+    old, recent = (Export.objects.create(project=labeled, format="ndjson", requested_by=alice) for _ in range(2))
+    for row in (old, recent):
+        exports.run_export(export_id=row.pk)
+    Export.objects.filter(pk=old.pk).update(finished_at=timezone.now() - timedelta(hours=25))
+    old.refresh_from_db()
+    old_path, recent_path = exports.export_path(old), exports.export_path(Export.objects.get(pk=recent.pk))
+    stale_tmp = old_path.parent / ".tmp-killed-worker"
+    stale_tmp.write_bytes(b"half")
+    os.utime(stale_tmp, (0, 0))
+    fresh_tmp = old_path.parent / ".tmp-being-written"
+    fresh_tmp.write_bytes(b"half")
+
+    settings.EXPORT_RETENTION_HOURS = 0  # 0 keeps everything
+    assert exports.prune_exports() == 0 and old_path.exists()
+    settings.EXPORT_RETENTION_HOURS = 24
+    # The export job prunes after writing: no scheduler is needed.
+    jobs.run_export(Export.objects.create(project=labeled, format="csv", requested_by=alice).pk)
+    assert not old_path.exists() and recent_path.exists()
+    assert not stale_tmp.exists() and fresh_tmp.exists()
+    assert Export.objects.get(pk=old.pk).status == ExportStatus.EXPIRED
+    api = client_for(alice)
+    gone = api.get(f"/api/v1/projects/{labeled.pk}/exports/{old.pk}/download/")
+    assert gone.status_code == 409 and gone.json()["code"] == "expired" and "start a new export" in gone.json()["detail"]
+    listed = api.get(f"/api/v1/projects/{labeled.pk}/exports/{old.pk}/").json()
+    assert listed["status"] == "expired" and listed["download_url"] is None
+    assert api.get(f"/api/v1/projects/{labeled.pk}/exports/{recent.pk}/download/").status_code == 200
+
+    out = io.StringIO()
+    call_command("prune_exports", stdout=out)  # nothing more is old enough
+    assert out.getvalue().strip() == "0 export(s) older than 24 h expired"
