@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import os
 import secrets
 import tempfile
+import time
 import zipfile
 from collections import defaultdict
 from collections.abc import Callable, Iterator
@@ -30,6 +32,8 @@ from django.utils import timezone
 
 from .exceptions import IllegalTransition, InvalidInput
 from .models import Annotation, Asset, Audit, Batch, Export, ExportStatus, Project, Split, SplitStatus, Task
+
+log = logging.getLogger(__name__)
 
 CHUNK = 2000
 ZIP_CHUNK = 1 << 20
@@ -414,6 +418,7 @@ def stream_cyclegan_zip(split: Split, on_item: Callable[[int], None] | None = No
 
 EXPORT_FORMATS = (*WRITERS, "cyclegan")
 PROGRESS_EVERY = 1000  # rows between progress writes
+HEARTBEAT_SECONDS = 5  # and at least this often, with the heartbeat, when rows are slow (images in a zip)
 
 
 def start_export(*, project: Project, fmt: str, requested_by: AbstractBaseUser, batch: Batch | None = None,
@@ -461,21 +466,38 @@ def export_path(export: Export) -> Path:
 def run_export(*, export_id: int) -> None:
     """Write a queued export to MEDIA_ROOT/exports/, counting rows as it goes (queued → running → done).
 
-    Claimed by a conditional update, so a redelivered job does nothing. The file is written under a
-    temporary name and renamed when complete; a failure marks the export failed with the reason.
+    Claimed by a conditional update, so a redelivered job does nothing while the export's worker is
+    alive. The worker beats with its progress; if it was killed (its beat older than
+    EXPORT_STALE_SECONDS), the redelivered job takes the export over and starts the file again,
+    removing what the dead worker left. The file is written under a temporary name and renamed when
+    complete; a failure marks the export failed with the reason.
     """
     now = timezone.now()
-    if not Export.objects.filter(pk=export_id, status=ExportStatus.QUEUED).update(status=ExportStatus.RUNNING, started_at=now):
-        return
+    claimed = Export.objects.filter(pk=export_id, status=ExportStatus.QUEUED).update(
+        status=ExportStatus.RUNNING, started_at=now, heartbeat_at=now
+    )
+    if not claimed:
+        stale = now - timedelta(seconds=settings.EXPORT_STALE_SECONDS)
+        claimed = Export.objects.filter(pk=export_id, status=ExportStatus.RUNNING, heartbeat_at__lt=stale).update(
+            started_at=now, heartbeat_at=now, rows_done=0
+        )
+        if not claimed:
+            return
+        log.warning("export %s: its worker stopped while writing it; writing it again", export_id)
     export = Export.objects.select_related("project", "split").get(pk=export_id)
     folder = Path(settings.MEDIA_ROOT) / "exports" / str(export.project_id)
     folder.mkdir(parents=True, exist_ok=True)
+    for leftover in folder.glob(f".tmp-{export_id}-*"):  # a killed worker's partial file
+        leftover.unlink(missing_ok=True)
+    last_beat = time.monotonic()
 
     def progress(n: int) -> None:
-        if n % PROGRESS_EVERY == 0:
-            Export.objects.filter(pk=export_id).update(rows_done=n)
+        nonlocal last_beat
+        if n % PROGRESS_EVERY == 0 or time.monotonic() - last_beat > HEARTBEAT_SECONDS:
+            last_beat = time.monotonic()
+            Export.objects.filter(pk=export_id).update(rows_done=n, heartbeat_at=timezone.now())
 
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".tmp-{export_id}-")
     out = os.fdopen(fd, "wb")
     try:
         if export.format == "cyclegan":
@@ -508,6 +530,18 @@ def run_export(*, export_id: int) -> None:
         Export.objects.filter(pk=export_id).update(status=ExportStatus.FAILED, error=str(exc)[:500] or exc.__class__.__name__,
                                                    finished_at=timezone.now())
         raise
+
+
+def requeue_stalled_exports() -> int:
+    """Queue again the running exports whose worker stopped beating (killed, or its message lost).
+
+    Runs when a worker starts; the job takes such an export over (see run_export). Returns how many.
+    """
+    stale = timezone.now() - timedelta(seconds=settings.EXPORT_STALE_SECONDS)
+    ids = list(Export.objects.filter(status=ExportStatus.RUNNING, heartbeat_at__lt=stale).values_list("id", flat=True))
+    for export_id in ids:
+        _enqueue_export(export_id)
+    return len(ids)
 
 
 def prune_exports(*, now: datetime | None = None) -> int:

@@ -36,5 +36,7 @@ def run_export(export_id: int) -> None:
 
 @worker_ready.connect
 def resend_stalled_deliveries(**kwargs: Any) -> None:
-    """Deliveries whose attempt was lost with a worker or a broker message are queued again on start."""
+    """Deliveries whose attempt was lost with a worker or a broker message are queued again on start,
+    and so are exports whose worker stopped while writing them."""
     webhooks.resend_stalled()
+    exports.requeue_stalled_exports()

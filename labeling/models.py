@@ -532,6 +532,9 @@ class Export(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    # Written with the progress while a worker writes the file; a running export whose beat is older
+    # than EXPORT_STALE_SECONDS lost its worker and may be taken over by a redelivered job.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]

@@ -222,6 +222,8 @@ WINNOW_LEASE_IN_DATABASE = env_bool("WINNOW_LEASE_IN_DATABASE", True)
 WINNOW_PREPARED_STATEMENTS = env_bool("WINNOW_PREPARED_STATEMENTS", True)
 # Export files are deleted this long after they were written (0: kept until deleted by hand).
 EXPORT_RETENTION_HOURS = env_int("EXPORT_RETENTION_HOURS", 168, minimum=0)
+# A running export whose worker has not beaten for this long is taken over by a redelivered job.
+EXPORT_STALE_SECONDS = env_int("EXPORT_STALE_SECONDS", 120, minimum=1)
 INGEST_URL_TIMEOUT = env_int("INGEST_URL_TIMEOUT", 15, minimum=1)
 INGEST_URL_MAX_REDIRECTS = env_int("INGEST_URL_MAX_REDIRECTS", 5, minimum=0)
 # Hosts (names or IP addresses) allowed even though they resolve to private or loopback addresses.

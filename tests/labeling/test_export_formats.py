@@ -9,9 +9,11 @@ import os
 import zipfile
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 from django.core.files.storage import default_storage
 
 from labeling import exports, services, splits
@@ -300,3 +302,43 @@ def test_old_export_files_expire_and_their_download_says_so(labeled: Project, al
     out = io.StringIO()
     call_command("prune_exports", stdout=out)  # nothing more is old enough
     assert out.getvalue().strip() == "0 export(s) older than 24 h expired"
+
+
+def _as_if_its_worker_was_killed(export_row: Export, beat_age: timedelta) -> Path:
+    """The state a worker killed mid-export leaves: running, a beat of that age, half a file."""
+    from django.utils import timezone
+
+    Export.objects.filter(pk=export_row.pk).update(
+        status=ExportStatus.RUNNING, rows_done=1000, heartbeat_at=timezone.now() - beat_age,
+        started_at=timezone.now() - beat_age,
+    )
+    folder = Path(settings.MEDIA_ROOT) / "exports" / str(export_row.project_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    partial = folder / f".tmp-{export_row.pk}-dead"
+    partial.write_bytes(b"half a fi")
+    return partial
+
+
+@pytest.mark.django_db
+def test_a_redelivered_export_job_takes_over_only_from_a_dead_worker(labeled: Project, alice: Any) -> None:
+    alive = Export.objects.create(project=labeled, format="ndjson", requested_by=alice)
+    _as_if_its_worker_was_killed(alive, timedelta(seconds=5))  # beating 5 s ago: its worker is still writing
+    exports.run_export(export_id=alive.pk)
+    assert Export.objects.get(pk=alive.pk).status == ExportStatus.RUNNING
+
+    dead = Export.objects.create(project=labeled, format="ndjson", requested_by=alice)
+    partial = _as_if_its_worker_was_killed(dead, timedelta(seconds=settings.EXPORT_STALE_SECONDS + 10))
+    exports.run_export(export_id=dead.pk)  # the message a killed worker never acknowledged comes back
+    dead.refresh_from_db()
+    assert (dead.status, dead.rows_done, dead.rows_total) == (ExportStatus.DONE, 3, 3)
+    assert len(exports.export_path(dead).read_text().splitlines()) == 3
+    assert not partial.exists()
+
+
+@pytest.mark.worker
+def test_a_starting_worker_finishes_an_export_whose_worker_died(celery_worker: Any, labeled: Project, alice: Any) -> None:
+    dead = Export.objects.create(project=labeled, format="csv", requested_by=alice)
+    _as_if_its_worker_was_killed(dead, timedelta(hours=1))
+    assert exports.requeue_stalled_exports() == 1  # what the worker_ready hook runs
+    wait_for(lambda: Export.objects.get(pk=dead.pk).status == ExportStatus.DONE, what="the export taken over")
+    assert Export.objects.get(pk=dead.pk).rows_done == 3
