@@ -111,11 +111,13 @@ def enqueue_evaluation(evaluation_id: int) -> None:
 
 def execute_evaluation(*, evaluation_id: int, on_progress: Progress | None = None) -> Evaluation | None:
     """Compute a queued evaluation; claims it queued -> running, so a redelivered job does nothing.
+    While it computes it beats; if its worker dies, the worker's recovery sweep re-queues it.
 
     Any error marks it failed (with the message) and is re-raised for the worker's log.
     """
+    now = timezone.now()
     if not Evaluation.objects.filter(pk=evaluation_id, status=EvaluationStatus.QUEUED).update(
-        status=EvaluationStatus.RUNNING, started_at=timezone.now()
+        status=EvaluationStatus.RUNNING, started_at=now, heartbeat_at=now
     ):
         log.info("evaluation %s is not queued; nothing to do", evaluation_id)
         return None
@@ -127,7 +129,8 @@ def execute_evaluation(*, evaluation_id: int, on_progress: Progress | None = Non
             on_progress(stage, fraction)
 
     try:
-        results = compute(evaluation, progress)
+        with services.JobBeat(Evaluation, evaluation_id):  # a killed worker's evaluation is re-queued
+            results = compute(evaluation, progress)
     except Exception as exc:
         Evaluation.objects.filter(pk=evaluation_id).update(
             status=EvaluationStatus.FAILED, finished_at=timezone.now(), error=f"{type(exc).__name__}: {exc}"[:5000]

@@ -44,6 +44,7 @@ from .models import (
     Augmentation,
     AugmentationStatus,
     Checkpoint,
+    Evaluation,
     MetricPoint,
     Run,
     RunStatus,
@@ -380,8 +381,54 @@ def recover_stale_runs() -> list[int]:
     return recovered
 
 
+class JobBeat(threading.Thread):
+    """Writes a running job's `heartbeat_at` (an evaluation's or an augmentation's) every heartbeat
+    period, from a thread, so a long step never looks like a dead worker; `recover_stale_jobs`
+    re-queues the jobs whose beat stopped. Use as a context manager around the work."""
+
+    def __init__(self, model: type[Evaluation] | type[Augmentation], pk: int) -> None:
+        super().__init__(name=f"heartbeat-{model._meta.model_name}-{pk}", daemon=True)
+        self.model, self.pk = model, pk
+        self.finished = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self.finished.wait(heartbeat_seconds()):
+                try:
+                    self.model.objects.filter(pk=self.pk, status="running").update(heartbeat_at=timezone.now())
+                except Exception:  # the database restarting: beat again next time round
+                    log.exception("heartbeat of %s %s failed", self.model._meta.model_name, self.pk)
+        finally:
+            connection.close()  # this thread's own connection
+
+    def __enter__(self) -> JobBeat:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.finished.set()
+        self.join()
+
+
+def recover_stale_jobs() -> list[tuple[str, int]]:
+    """Re-queue running evaluations and augmentations whose worker stopped beating; each starts over.
+    Claimed by a conditional update, so several workers sweeping at once re-queue each once."""
+    from .evaluations import enqueue_evaluation
+
+    cutoff = timezone.now() - stale_after()
+    stale = Q(status="running") & (Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True))
+    recovered = []
+    for model, enqueue in ((Evaluation, enqueue_evaluation), (Augmentation, enqueue_augmentation)):
+        for pk in model.objects.filter(stale).values_list("pk", flat=True):
+            if model.objects.filter(stale, pk=pk).update(status="queued"):
+                log.warning("%s %s lost its worker; re-queued", model._meta.model_name, pk)
+                enqueue(pk)
+                recovered.append((model._meta.model_name, pk))
+    return recovered
+
+
 class RecoverySweeper(threading.Thread):
-    """Runs `recover_stale_runs` when the worker starts and then every half stale period."""
+    """Runs `recover_stale_runs` and `recover_stale_jobs` when the worker starts and then every half stale period."""
 
     def __init__(self) -> None:
         super().__init__(name="winnow-run-recovery", daemon=True)
@@ -393,6 +440,7 @@ class RecoverySweeper(threading.Thread):
             close_old_connections()
             try:
                 recover_stale_runs()
+                recover_stale_jobs()
             except Exception:  # a sweep that fails (database restarting) is retried next time round
                 log.exception("recovering stale runs failed")
             self.finished.wait(interval)
@@ -536,12 +584,13 @@ def execute_augmentation(*, augmentation_id: int) -> None:
     (sha256, task), the run and the checkpoint (step and sha256). Claimed queued -> running.
     """
     if not Augmentation.objects.filter(pk=augmentation_id, status=AugmentationStatus.QUEUED).update(
-        status=AugmentationStatus.RUNNING
+        status=AugmentationStatus.RUNNING, heartbeat_at=timezone.now()
     ):
         return
     augmentation = Augmentation.objects.select_related("run__split", "checkpoint").get(pk=augmentation_id)
     try:
-        name = _write_augmentation(augmentation)
+        with JobBeat(Augmentation, augmentation_id):
+            name = _write_augmentation(augmentation)
     except Exception as exc:
         Augmentation.objects.filter(pk=augmentation_id).update(
             status=AugmentationStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:5000], finished_at=timezone.now()

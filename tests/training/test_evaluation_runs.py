@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -233,3 +234,38 @@ def test_deleting_a_run_deletes_its_augmentations(run_to_evaluate: Run, alice: A
                                 requested_by=alice)
     run_to_evaluate.delete()
     assert not Augmentation.objects.exists() and not Checkpoint.objects.exists()
+
+
+def _stale(evaluation: Evaluation, age_s: float) -> None:
+    """The state a worker killed mid-evaluation leaves: running, its last beat `age_s` ago."""
+    from django.utils import timezone
+
+    Evaluation.objects.filter(pk=evaluation.pk).update(
+        status=EvaluationStatus.RUNNING, heartbeat_at=timezone.now() - timedelta(seconds=age_s), progress=0.5
+    )
+
+
+def test_an_evaluation_beats_while_it_computes(run_to_evaluate: Run, alice: Any, transactional_db: Any) -> None:
+    evaluation = evaluations.start_evaluation(run=run_to_evaluate, requested_by=alice, enqueue=False,
+                                              config={"metrics": ["known_mapping"], "known_mapping": KNOWN_MAPPING})
+    _stale(evaluation, 3600)
+    with training_services.JobBeat(Evaluation, evaluation.pk):
+        wait_for(lambda: Evaluation.objects.get(pk=evaluation.pk).heartbeat_at > evaluation.created_at,
+                 timeout=10, what="a heartbeat")
+    assert not training_services.recover_stale_jobs()  # beating: not stale
+
+
+def test_an_evaluation_whose_worker_died_is_requeued_and_finished(
+    celery_worker: Any, run_to_evaluate: Run, alice: Any
+) -> None:
+    dead = evaluations.start_evaluation(run=run_to_evaluate, requested_by=alice, enqueue=False,
+                                        config={"metrics": ["known_mapping"], "known_mapping": KNOWN_MAPPING})
+    _stale(dead, 3600)
+    # The live worker's recovery sweep (every half stale period) or this call, whichever comes first,
+    # re-queues it once: each claim is a conditional update.
+    assert training_services.recover_stale_jobs() in ([("evaluation", dead.pk)], [])
+    wait_for(lambda: Evaluation.objects.get(pk=dead.pk).status in {"succeeded", "failed"}, timeout=120,
+             what="the re-queued evaluation")
+    dead.refresh_from_db()
+    assert dead.status == EvaluationStatus.SUCCEEDED, dead.error
+    assert dead.results["known_mapping"]["AB"]["n"] == 4

@@ -155,3 +155,19 @@ def test_a_run_that_cannot_read_its_data_fails_with_the_reason(
     assert run.status == RunStatus.FAILED and "FileNotFoundError" in run.error and run.finished_at is not None
     services.execute_run(run_id=run.pk)  # not queued any more: a redelivered message does nothing
     assert Run.objects.get(pk=run.pk).attempts == 1
+
+
+def test_an_augmentation_whose_worker_died_goes_back_to_the_queue(trained_run: Run, alice: Any) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    dead = services.start_augmentation(run=trained_run, count=2, requested_by=alice)
+    beating = services.start_augmentation(run=trained_run, count=2, requested_by=alice)
+    Augmentation.objects.filter(pk=dead.pk).update(status=AugmentationStatus.RUNNING,
+                                                   heartbeat_at=timezone.now() - timedelta(hours=1))
+    Augmentation.objects.filter(pk=beating.pk).update(status=AugmentationStatus.RUNNING, heartbeat_at=timezone.now())
+    assert services.recover_stale_jobs() == [("augmentation", dead.pk)]
+    assert Augmentation.objects.get(pk=dead.pk).status == AugmentationStatus.QUEUED
+    assert Augmentation.objects.get(pk=beating.pk).status == AugmentationStatus.RUNNING
+    assert services.recover_stale_jobs() == []  # claimed once
