@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
-from django.db.models import Count, Exists, F, Max, Min, OuterRef, Q
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from . import stats, webhooks
@@ -98,11 +98,52 @@ def calibration_report(*, project: Project) -> dict[str, Any]:
     }
 
 
+# Tasks of one batch are spread at least twice this far apart in time, so a gold copy fits between any two.
+GOLD_OFFSET = timedelta(microseconds=1)
+
+
+def _spread_in_upload_order(batch: Batch, *, in_database: bool | None = None) -> list[datetime]:
+    """The batch's non-gold tasks' created_at in lease order, re-stamped where needed so that each is
+    at least 2 × GOLD_OFFSET after the one before.
+
+    Tasks that arrived in one request share a timestamp (a URL upload is one COPY with one
+    created_at), and a copy stamped with that time would sort after the whole group: all the gold at
+    the end of the queue. Only ties (and elsewhere than PostgreSQL near-ties) move, by microseconds,
+    and the order is kept. `in_database` (default: on PostgreSQL) re-stamps with one SQL UPDATE.
+    """
+    regular = batch.tasks.alive().filter(is_gold=False)
+    if in_database is None:
+        in_database = connection.vendor == "postgresql"
+    if in_database:
+        # One UPDATE: each group of equal timestamps spread by its rank (groups are requests, far apart).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE labeling_task t SET created_at = s.spread FROM ("
+                " SELECT id, created_at + (row_number() OVER (PARTITION BY created_at ORDER BY id) - 1) * %s AS spread"
+                " FROM labeling_task WHERE batch_id = %s AND NOT is_gold AND deleted_at IS NULL"
+                ") s WHERE t.id = s.id AND s.spread <> t.created_at",
+                [2 * GOLD_OFFSET, batch.pk],
+            )
+        return list(regular.order_by("created_at", "id").values_list("created_at", flat=True))
+    rows = list(regular.order_by("created_at", "id").values_list("id", "created_at"))
+    order: list[datetime] = []
+    moved: list[Task] = []
+    for task_id, created_at in rows:
+        if order and created_at < order[-1] + 2 * GOLD_OFFSET:
+            created_at = order[-1] + 2 * GOLD_OFFSET
+            moved.append(Task(pk=task_id, created_at=created_at))
+        order.append(created_at)
+    if moved:
+        Task.objects.bulk_update(moved, ["created_at"], batch_size=2000)
+    return order
+
+
 def mix_gold(*, batch: Batch) -> int:
     """Copy gold tasks into a production batch at the project's gold rate, spread among its tasks.
 
-    Copies point at their calibration task (`gold_source`) and share its image; their place in the
-    queue is random, so annotators cannot tell them apart. Returns how many were added.
+    Copies point at their calibration task (`gold_source`) and share its image; each goes right after
+    a task drawn at random, so gold is spread through the queue and annotators cannot tell it apart.
+    Returns how many were added.
     """
     project = batch.project
     if batch.kind != BatchKind.PRODUCTION or project.gold_rate <= 0:
@@ -112,13 +153,13 @@ def mix_gold(*, batch: Batch) -> int:
         .filter(project=project, is_gold=True, gold_source__isnull=True, asset__isnull=False)
         .only("id", "asset_id", "gold_choice_id", "source_name", "metadata")
     )
-    # The batch's extent in upload order, from one aggregate rather than every task's timestamp.
-    extent = batch.tasks.alive().filter(is_gold=False).aggregate(n=Count("id"), first=Min("created_at"), last=Max("created_at"))
-    if not gold or not extent["n"]:
+    if not gold:
         return 0
-    count = min(len(gold), max(1, round(project.gold_rate * extent["n"])))
+    order = _spread_in_upload_order(batch)
+    if not order:
+        return 0
+    count = min(len(gold), max(1, round(project.gold_rate * len(order))))
     rng = random.Random(secrets.randbits(64))
-    first, span = extent["first"], (extent["last"] - extent["first"]).total_seconds()
     # Ids, not related objects: `source.asset` would cost a query per copy.
     copies = [
         Task(
@@ -129,10 +170,10 @@ def mix_gold(*, batch: Batch) -> int:
         for source in rng.sample(gold, count)
     ]
     Task.objects.bulk_create(copies)
-    # created_at is auto_now_add, so the insert stamped every copy "now": place each at a random point
-    # of the queue instead, in one UPDATE.
+    # created_at is auto_now_add, so the insert stamped every copy "now": place each right after a task
+    # drawn at random (leasing takes a batch in (created_at, id) order), in one UPDATE.
     for task in copies:
-        task.created_at = first + timedelta(seconds=rng.uniform(0, span))
+        task.created_at = order[rng.randrange(len(order))] + GOLD_OFFSET
     Task.objects.bulk_update(copies, ["created_at"], batch_size=1000)
     return count
 

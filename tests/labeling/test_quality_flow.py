@@ -292,3 +292,48 @@ def test_my_gold_accuracy_stays_hidden_until_a_whole_block_of_gold_answers(revie
     response = client_for(bob).get(f"/api/v1/projects/{project.pk}/progress/")
     assert response.status_code == 200
     assert response.data["gold_accuracy"] is None  # 4 gold answers so far, under one block
+
+
+def test_gold_goes_between_tasks_even_when_a_whole_upload_shares_one_timestamp(reviewed_calibration, project, alice):
+    """A URL upload stores its tasks with one created_at; leasing orders by (created_at, id), so a copy
+    stamped with that time would sort after the whole upload. Each copy must sit right after one task."""
+    from datetime import timedelta
+
+    project.refresh_from_db()
+    project.gold_rate = 0.1
+    project.save()
+    batch = services.create_batch(project=project, name="scraped", kind="production", created_by=alice)
+    services.ingest_urls(batch=batch, items=[{"image_url": f"http://127.0.0.1:9/{i}.png"} for i in range(40)])
+    regular = batch.tasks.filter(is_gold=False)
+    assert regular.values("created_at").distinct().count() == 1  # one request, one timestamp
+    services.finalize_batch(batch=batch)
+
+    in_lease_order = list(batch.tasks.order_by("created_at", "id").values_list("is_gold", "created_at"))
+    assert sum(gold for gold, _ in in_lease_order) == 4
+    assert not in_lease_order[0][0]  # a copy goes after a task, never first
+    times = [t for gold, t in in_lease_order if not gold]
+    assert all(later - earlier >= timedelta(microseconds=2) for earlier, later in zip(times, times[1:], strict=False))
+    for previous, (gold, created_at) in zip(in_lease_order, in_lease_order[1:], strict=False):
+        if gold:  # right after the task before it, and before the task after it
+            assert created_at - previous[1] == timedelta(microseconds=1) or previous[0]
+    # Upload order kept: ids still increase along the regular tasks' new timestamps.
+    ids = list(regular.order_by("created_at", "id").values_list("id", flat=True))
+    assert ids == sorted(ids)
+
+
+@pytest.mark.parametrize("in_database", [True, False])
+def test_spreading_a_batch_keeps_its_order_and_parts_ties(project, make_batch, in_database):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    batch = make_batch(project, 6, kind="calibration", seed=900)
+    ids = list(batch.tasks.order_by("id").values_list("id", flat=True))
+    now = timezone.now()
+    Task.objects.filter(pk__in=ids[:4]).update(created_at=now)  # one request's tasks share a timestamp
+    Task.objects.filter(pk__in=ids[4:]).update(created_at=now + timedelta(seconds=1))
+    order = quality._spread_in_upload_order(batch, in_database=in_database)
+    stored = list(batch.tasks.order_by("created_at", "id").values_list("id", "created_at"))
+    assert [pk for pk, _ in stored] == ids and [t for _, t in stored] == order
+    assert [t - now for t in order[:4]] == [timedelta(microseconds=2 * i) for i in range(4)]
+    assert order[4] - now == timedelta(seconds=1) and order[5] - order[4] == timedelta(microseconds=2)
