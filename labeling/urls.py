@@ -11,7 +11,7 @@ router.register("projects", api.ProjectViewSet, basename="project")
 router.register("batches", api.BatchViewSet, basename="batch")
 router.register("tasks", api.TaskViewSet, basename="task")
 router.register("splits", api.SplitViewSet, basename="split")
-router.register(r"projects/(?P<project_pk>[^/.]+)/webhooks", api.WebhookViewSet, basename="webhook")
-router.register(r"projects/(?P<project_pk>[^/.]+)/exports", api.ExportViewSet, basename="export")
+router.register(r"projects/(?P<project_pk>\d+)/webhooks", api.WebhookViewSet, basename="webhook")
+router.register(r"projects/(?P<project_pk>\d+)/exports", api.ExportViewSet, basename="export")
 
 urlpatterns = quality_api.urlpatterns + router.urls

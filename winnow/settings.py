@@ -175,6 +175,17 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Many models have a `status`: name each enum after its choices, so generated clients read well.
+    # Evaluations and augmentations share one set of states (queued, running, succeeded, failed).
+    "ENUM_NAME_OVERRIDES": {
+        "BatchStatusEnum": "labeling.models.BatchStatus",
+        "TaskStatusEnum": "labeling.models.TaskStatus",
+        "SplitStatusEnum": "labeling.models.SplitStatus",
+        "DeliveryStatusEnum": "labeling.models.DeliveryStatus",
+        "ExportStatusEnum": "labeling.models.ExportStatus",
+        "RunStatusEnum": "training.models.RunStatus",
+        "JobStatusEnum": "training.models.EvaluationStatus",
+    },
 }
 
 # Celery. The default broker is a folder on disk so `make run` needs no server.
