@@ -624,7 +624,9 @@ def _write_augmentation(augmentation: Augmentation) -> str:
     target = local_path(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     items = []
-    with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".tmp", delete=False) as tmp:
+    for leftover in target.parent.glob(f".{augmentation.pk}-*.tmp"):  # from an attempt whose worker died
+        leftover.unlink(missing_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{augmentation.pk}-", suffix=".tmp", delete=False) as tmp:
         try:
             with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as archive:
                 for index, (sha256, file_name, task_id) in enumerate(sources, start=1):

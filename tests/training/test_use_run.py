@@ -171,3 +171,12 @@ def test_an_augmentation_whose_worker_died_goes_back_to_the_queue(trained_run: R
     assert Augmentation.objects.get(pk=dead.pk).status == AugmentationStatus.QUEUED
     assert Augmentation.objects.get(pk=beating.pk).status == AugmentationStatus.RUNNING
     assert services.recover_stale_jobs() == []  # claimed once
+    # The next attempt removes the half-written zip the dead one left, then writes the whole file.
+    folder = services.local_path(f"{trained_run.storage_prefix}/augmentations")
+    folder.mkdir(parents=True, exist_ok=True)
+    leftover = folder / f".{dead.pk}-halfwritten.tmp"
+    leftover.write_bytes(b"PK")
+    services.execute_augmentation(augmentation_id=dead.pk)
+    dead.refresh_from_db()
+    assert dead.status == AugmentationStatus.SUCCEEDED, dead.error
+    assert not leftover.exists() and not list(folder.glob("*.tmp"))
