@@ -302,6 +302,7 @@ def test_old_export_files_expire_and_their_download_says_so(labeled: Project, al
     out = io.StringIO()
     call_command("prune_exports", stdout=out)  # nothing more is old enough
     assert out.getvalue().strip() == "0 export(s) older than 24 h expired"
+    fresh_tmp.unlink()  # the media folder is shared by the whole test session
 
 
 def _as_if_its_worker_was_killed(export_row: Export, beat_age: timedelta) -> Path:
@@ -322,9 +323,10 @@ def _as_if_its_worker_was_killed(export_row: Export, beat_age: timedelta) -> Pat
 @pytest.mark.django_db
 def test_a_redelivered_export_job_takes_over_only_from_a_dead_worker(labeled: Project, alice: Any) -> None:
     alive = Export.objects.create(project=labeled, format="ndjson", requested_by=alice)
-    _as_if_its_worker_was_killed(alive, timedelta(seconds=5))  # beating 5 s ago: its worker is still writing
+    still_writing = _as_if_its_worker_was_killed(alive, timedelta(seconds=5))  # beat 5 s ago: its worker writes on
     exports.run_export(export_id=alive.pk)
-    assert Export.objects.get(pk=alive.pk).status == ExportStatus.RUNNING
+    assert Export.objects.get(pk=alive.pk).status == ExportStatus.RUNNING and still_writing.exists()
+    still_writing.unlink()  # the media folder is shared by the whole test session
 
     dead = Export.objects.create(project=labeled, format="ndjson", requested_by=alice)
     partial = _as_if_its_worker_was_killed(dead, timedelta(seconds=settings.EXPORT_STALE_SECONDS + 10))
@@ -338,7 +340,8 @@ def test_a_redelivered_export_job_takes_over_only_from_a_dead_worker(labeled: Pr
 @pytest.mark.worker
 def test_a_starting_worker_finishes_an_export_whose_worker_died(celery_worker: Any, labeled: Project, alice: Any) -> None:
     dead = Export.objects.create(project=labeled, format="csv", requested_by=alice)
-    _as_if_its_worker_was_killed(dead, timedelta(hours=1))
+    partial = _as_if_its_worker_was_killed(dead, timedelta(hours=1))
     assert exports.requeue_stalled_exports() == 1  # what the worker_ready hook runs
     wait_for(lambda: Export.objects.get(pk=dead.pk).status == ExportStatus.DONE, what="the export taken over")
     assert Export.objects.get(pk=dead.pk).rows_done == 3
+    wait_for(lambda: not partial.exists(), timeout=5, what="the dead worker's partial file removed")
