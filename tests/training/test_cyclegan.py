@@ -286,6 +286,37 @@ def test_resume_continues_at_the_saved_step(domains: Domains, tmp_path: Path) ->
     assert load_checkpoint(second.checkpoint)["sched_G"]["last_epoch"] == 6
 
 
+def test_a_resumed_run_ends_exactly_where_an_unbroken_one_does(domains: Domains, tmp_path: Path) -> None:
+    """Weights, optimisers, schedules, RNG, data order and the discriminators' pools of past fakes all
+    come back from the checkpoint, so stopping and resuming changes nothing."""
+    unbroken = train(tiny(pool_size=4), domains, tmp_path / "unbroken", lambda m: None, lambda: False)
+    polls = 0
+
+    def stop_after_three() -> bool:
+        nonlocal polls
+        polls += 1
+        return polls > 3
+
+    first = train(tiny(pool_size=4), domains, tmp_path / "broken", lambda m: None, stop_after_three)
+    saved = load_checkpoint(first.checkpoint)["pools"]
+    assert saved["A"].shape[0] == saved["B"].shape[0] == 4  # 3 steps x batch 2, capped at the pool size
+    resumed = train(tiny(pool_size=4), domains, tmp_path / "broken", lambda m: None, lambda: False,
+                    resume_from=first.checkpoint)
+    assert resumed.step == unbroken.step == 6
+    for key in ("G_ab", "G_ba", "D_a", "D_b"):
+        expected, got = load_checkpoint(unbroken.checkpoint)[key], load_checkpoint(resumed.checkpoint)[key]
+        assert all(torch.equal(expected[name], got[name]) for name in expected), key
+
+
+def test_a_checkpoint_without_pools_still_resumes(domains: Domains, tmp_path: Path) -> None:
+    first = train(tiny(), domains, tmp_path / "run", lambda m: None, lambda: False)
+    state = load_checkpoint(first.checkpoint)
+    del state["pools"]  # as written before the pools were saved
+    torch.save(state, tmp_path / "old.pt")
+    again = train(tiny(epochs=2), domains, tmp_path / "run", lambda m: None, lambda: False, resume_from=tmp_path / "old.pt")
+    assert again.stopped == "completed" and again.step > first.step
+
+
 def test_a_time_limit_stops_the_run_with_a_checkpoint(domains: Domains, tmp_path: Path) -> None:
     result = train(tiny(time_limit_s=1e-6), domains, tmp_path / "run", lambda m: None, lambda: False)
     assert result.stopped == "time_limit" and result.step == 0 and result.checkpoint is None

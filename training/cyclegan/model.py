@@ -271,6 +271,19 @@ class ImagePool:
         self.size = size
         self.images: list[torch.Tensor] = []
 
+    def state(self) -> torch.Tensor:
+        """The stored images as one CPU tensor (N, C, H, W), for a checkpoint; N = 0 when empty."""
+        if not self.images:
+            return torch.empty(0)
+        return torch.cat(self.images, 0).cpu()
+
+    def load_state(self, images: torch.Tensor | None, device: torch.device, memory_format: torch.memory_format) -> None:
+        """Refill from `state()`'s tensor (None or empty: start empty), keeping at most `size` images."""
+        self.images = []
+        if images is not None and images.numel():
+            images = images.to(device).contiguous(memory_format=memory_format)
+            self.images = list(images[: self.size].split(1))  # (1, C, H, W) each, as `query` stores them
+
     def query(self, images: torch.Tensor) -> torch.Tensor:
         if self.size == 0:
             return images

@@ -157,7 +157,10 @@ def train(
         torch.set_rng_state(checkpoint["rng"]["torch"].cpu())
         if device.type == "cuda" and checkpoint["rng"]["cuda"]:
             torch.cuda.set_rng_state_all([state.cpu() for state in checkpoint["rng"]["cuda"]])
+        saved_pools = checkpoint.get("pools", {})  # absent from checkpoints written before pools were saved
         checkpoint = None  # free the optimizer state copies
+    else:
+        saved_pools = {}
 
     # The modules the loop calls: optionally compiled, and wrapped in DDP for the parameters they
     # update. The generator step calls the discriminators unwrapped: they are frozen there, and DDP
@@ -175,6 +178,8 @@ def train(
         run_d_b = DistributedDataParallel(run_d_b, device_ids=device_ids)
     autocast = torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else contextlib.nullcontext()
     pool_a, pool_b = ImagePool(cfg.pool_size), ImagePool(cfg.pool_size)
+    for pool, key in ((pool_a, "A"), (pool_b, "B")):  # a resumed run's discriminators see the same history
+        pool.load_state(saved_pools.get(key), device, memory_format)
     fixed_a = torch.stack([eval_tensor(p, cfg.image_size, cfg.input_nc) for p in data.a[:SAMPLE_COUNT]])
     fixed_b = torch.stack([eval_tensor(p, cfg.image_size, cfg.output_nc) for p in data.b[:SAMPLE_COUNT]])
 
@@ -195,6 +200,8 @@ def train(
             "epoch": step // steps_per_epoch,
             "steps_per_epoch": steps_per_epoch,
             "elapsed_s": elapsed_s,
+            # The history of fakes the discriminators are shown (this process's; under DDP, rank 0's).
+            "pools": {"A": pool_a.state(), "B": pool_b.state()},
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else [],
