@@ -554,10 +554,7 @@ def _membership_for_labeling(project: Project, annotator: AbstractBaseUser) -> M
     membership = Membership.objects.filter(project=project, user=annotator).first()
     if membership is None:
         raise NotAllowed("you are not a member of this project")
-    if membership.paused_at is not None:
-        raise NotAllowed(
-            f"your labeling on this project is paused: {membership.paused_reason or 'ask the owner'}", code="paused"
-        )
+    _labeling_membership_check(membership.pk, membership.paused_at, membership.paused_reason)
     return membership
 
 
@@ -726,7 +723,7 @@ def _lease_with_orm(*, project_id: int, overlap: int, annotator: AbstractBaseUse
 
 
 def _labeling_membership_check(member_id: int | None, paused_at: datetime | None, paused_reason: str) -> None:
-    """The refusals of `_membership_for_labeling`, for callers that read the membership row with their own query."""
+    """Refuse a non-member (no membership row) or a paused annotator, from a membership row's fields."""
     if member_id is None:
         raise NotAllowed("you are not a member of this project")
     if paused_at is not None:
