@@ -61,6 +61,8 @@ LABELABLE_BATCH_STATUSES = (BatchStatus.FINALIZED, BatchStatus.LABELING)
 MAX_LEASED_TASKS = 100
 # A skipped task is not handed back to the same annotator for this long.
 SKIP_COOLDOWN = timedelta(minutes=10)
+# The largest id a bigint column holds.
+MAX_ID = 2**63 - 1
 # Answers one bulk (grid) request may carry.
 MAX_BULK_ANSWERS = 200
 # The annotator page's batch counts may be this stale; computing them scans the open batches.
@@ -603,6 +605,8 @@ def lease_tasks(*, project: Project | int, annotator: AbstractBaseUser, count: i
     if not 1 <= count <= MAX_LEASED_TASKS:
         raise InvalidInput(f"count must be between 1 and {MAX_LEASED_TASKS}")
     project_id = project if isinstance(project, int) else project.pk
+    if not _is_id(project_id):
+        raise NotFound(f"project {project_id} does not exist")
     with connection.cursor() as cursor:
         prepared.execute(cursor, "winnow_lease_project", _LEASE_PROJECT_SQL, [annotator.pk, project_id])
         row = cursor.fetchone()
@@ -722,6 +726,11 @@ def _lease_with_orm(*, project_id: int, overlap: int, annotator: AbstractBaseUse
     return held + fresh
 
 
+def _is_id(value: int) -> bool:
+    """Whether `value` can be a row id; plain SQL with a larger number would fail in the database (a 500)."""
+    return 0 < value <= MAX_ID
+
+
 def _labeling_membership_check(member_id: int | None, paused_at: datetime | None, paused_reason: str) -> None:
     """Refuse a non-member (no membership row) or a paused annotator, from a membership row's fields."""
     if member_id is None:
@@ -771,6 +780,10 @@ def submit_annotation(
     the insert, the lease release, the task update, the commit.
     """
     task_id = task if isinstance(task, int) else task.pk
+    if not _is_id(task_id):
+        raise NotFound(f"task {task_id} does not exist")
+    if not _is_id(choice_id):
+        raise InvalidInput(f"choice {choice_id} is not one of this project's choices", code="bad_choice")
     # Inside a caller's transaction the callbacks below wait for its commit, so the batch check also runs inside.
     in_outer_transaction = connection.in_atomic_block
     lock = " FOR UPDATE OF t" if connection.features.has_select_for_update_of else ""

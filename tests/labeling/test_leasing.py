@@ -512,3 +512,18 @@ def test_a_leased_task_carries_its_stored_metadata_and_image(project, bob, clien
     assert body["asset"]["sha256"] == task.asset.sha256 and body["asset"]["width"] == task.asset.width
     assert body["asset"]["image_url"].endswith(task.asset.file.name)
     assert body["asset"]["thumbnail_url"].endswith(task.asset.thumbnail.name)
+
+
+def test_ids_too_large_for_the_database_are_404_and_400_not_errors(project, bob, client_for, make_batch):
+    make_batch(project, 1)
+    client = client_for(bob)
+    huge = 10**20  # over a bigint: the database would refuse the statement
+    assert client.post(f"/api/v1/projects/{huge}/next-task/").status_code == 404
+    task_id = next_task(client, project).data["id"]
+    assert answer(client, huge, choice(project).pk).status_code == 404
+    refused = answer(client, task_id, huge)
+    assert refused.status_code == 400 and refused.data["code"] == "bad_choice"
+    bulk = client.post(f"/api/v1/projects/{project.pk}/annotations/bulk/",
+                       {"answers": [{"task": task_id, "choice": huge}]}, format="json")
+    assert bulk.status_code == 200 and bulk.data["results"][0]["code"] == "bad_choice"
+    assert not Annotation.objects.exists()
