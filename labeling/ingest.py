@@ -281,28 +281,28 @@ def _check_address(host: str, text: str, verb: str) -> None:
 # check_url resolves the host once; the download resolves it again, and a DNS answer that changed in
 # between (DNS rebinding) could point it inward. So every connection the download opens checks the
 # address it actually reached, before a byte is sent.
-class _PeerCheckedHTTPConnection(urllib3.connection.HTTPConnection):
+class _PeerChecked:
+    """Mixed into urllib3's connections: the socket's peer address is checked as soon as it connects."""
+
+    host: str
+
     def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        _check_peer(self.host, sock)
+        sock = super()._new_conn()  # type: ignore[misc]
+        if not _host_allowed(self.host):
+            try:
+                _check_address(self.host, sock.getpeername()[0], "connected to")
+            except Rejected:
+                sock.close()
+                raise
         return sock
 
 
-class _PeerCheckedHTTPSConnection(urllib3.connection.HTTPSConnection):
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        _check_peer(self.host, sock)
-        return sock
+class _PeerCheckedHTTPConnection(_PeerChecked, urllib3.connection.HTTPConnection):
+    pass
 
 
-def _check_peer(host: str, sock: socket.socket) -> None:
-    if _host_allowed(host):
-        return
-    try:
-        _check_address(host, sock.getpeername()[0], "connected to")
-    except Rejected:
-        sock.close()
-        raise
+class _PeerCheckedHTTPSConnection(_PeerChecked, urllib3.connection.HTTPSConnection):
+    pass
 
 
 class _PeerCheckedHTTPPool(urllib3.HTTPConnectionPool):
