@@ -203,20 +203,48 @@ def resume_run(*, run: Run) -> Run:
 SHUTTING_DOWN = threading.Event()
 
 
-class Heartbeat(threading.Thread):
+class Beating(threading.Thread):
+    """Calls `beat()` now and every `interval` seconds until `finished` is set, from a thread, not
+    the work's own loop, so a slow step (a large image on a CPU) never looks like a dead worker.
+    A context manager: started on entry, finished and joined on exit."""
+
+    def __init__(self, name: str, interval: float) -> None:
+        super().__init__(name=name, daemon=True)
+        self.interval = interval
+        self.finished = threading.Event()
+
+    def beat(self) -> None:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        try:
+            while not self.finished.is_set():
+                self.beat()
+                self.finished.wait(self.interval)
+        finally:
+            connection.close()  # this thread's own connection
+
+    def __enter__(self) -> Beating:
+        self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.finished.set()
+        self.join()
+
+
+class Heartbeat(Beating):
     """Writes the run's heartbeat every few seconds and watches for a cancel request.
 
-    A thread, not the training loop, so a slow iteration (a large image on a CPU) never looks like
-    a dead worker. It sets `stop` when the run is cancelled or when another execution took it over.
+    It sets `stop` when the run is cancelled or when another execution took it over.
     """
 
     def __init__(self, run_id: int, token: str, interval: float) -> None:
-        super().__init__(name=f"heartbeat-run-{run_id}", daemon=True)
-        self.run_id, self.token, self.interval = run_id, token, interval
+        super().__init__(f"heartbeat-run-{run_id}", interval)
+        self.run_id, self.token = run_id, token
         self.stop = threading.Event()
         self.lost = threading.Event()
         self.cancelled = threading.Event()
-        self.finished = threading.Event()
 
     def beat(self) -> None:
         mine = Run.objects.filter(pk=self.run_id, worker_token=self.token, status=RunStatus.RUNNING)
@@ -226,14 +254,6 @@ class Heartbeat(threading.Thread):
         elif mine.filter(cancel_requested_at__isnull=False).exists():
             self.cancelled.set()
             self.stop.set()
-
-    def run(self) -> None:
-        try:
-            while not self.finished.is_set():
-                self.beat()
-                self.finished.wait(self.interval)
-        finally:
-            connection.close()  # this thread's own connection
 
 
 def local_path(name: str) -> Path:
@@ -381,33 +401,19 @@ def recover_stale_runs() -> list[int]:
     return recovered
 
 
-class JobBeat(threading.Thread):
+class JobBeat(Beating):
     """Writes a running job's `heartbeat_at` (an evaluation's or an augmentation's) every heartbeat
-    period, from a thread, so a long step never looks like a dead worker; `recover_stale_jobs`
-    re-queues the jobs whose beat stopped. Use as a context manager around the work."""
+    period; `recover_stale_jobs` re-queues the jobs whose beat stopped. Use around the work."""
 
     def __init__(self, model: type[Evaluation] | type[Augmentation], pk: int) -> None:
-        super().__init__(name=f"heartbeat-{model._meta.model_name}-{pk}", daemon=True)
+        super().__init__(f"heartbeat-{model._meta.model_name}-{pk}", heartbeat_seconds())
         self.model, self.pk = model, pk
-        self.finished = threading.Event()
 
-    def run(self) -> None:
+    def beat(self) -> None:
         try:
-            while not self.finished.wait(heartbeat_seconds()):
-                try:
-                    self.model.objects.filter(pk=self.pk, status="running").update(heartbeat_at=timezone.now())
-                except Exception:  # the database restarting: beat again next time round
-                    log.exception("heartbeat of %s %s failed", self.model._meta.model_name, self.pk)
-        finally:
-            connection.close()  # this thread's own connection
-
-    def __enter__(self) -> JobBeat:
-        self.start()
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.finished.set()
-        self.join()
+            self.model.objects.filter(pk=self.pk, status="running").update(heartbeat_at=timezone.now())
+        except Exception:  # the database restarting: beat again next time round
+            log.exception("heartbeat of %s %s failed", self.model._meta.model_name, self.pk)
 
 
 def recover_stale_jobs() -> list[tuple[str, int]]:
