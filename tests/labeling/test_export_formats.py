@@ -286,6 +286,9 @@ def test_old_export_files_expire_and_their_download_says_so(labeled: Project, al
 
     settings.EXPORT_RETENTION_HOURS = 0  # 0 keeps everything
     assert exports.prune_exports() == 0 and old_path.exists()
+    kept = io.StringIO()
+    call_command("prune_exports", stdout=kept)
+    assert kept.getvalue().strip() == "EXPORT_RETENTION_HOURS is 0: export files are kept" and old_path.exists()
     settings.EXPORT_RETENTION_HOURS = 24
     # The export job prunes after writing: no scheduler is needed.
     jobs.run_export(Export.objects.create(project=labeled, format="csv", requested_by=alice).pk)
