@@ -23,8 +23,8 @@ from .rows import loaded
 
 
 @cache
-def _token_sql(vendor: str) -> str:
-    """SELECT of a token's user (every concrete field) and the token's fields, by key; `vendor` keys the cache."""
+def _token_sql() -> str:
+    """SELECT of a token's user (every concrete field) and the token's fields, by key."""
     user_model = get_user_model()
     quote = connection.ops.quote_name
     columns = [f"u.{quote(f.column)}" for f in user_model._meta.concrete_fields]
@@ -42,7 +42,7 @@ class TokenAuthentication(authentication.TokenAuthentication):
 
     def authenticate_credentials(self, key: str) -> tuple[AbstractBaseUser, Any]:
         with connection.cursor() as cursor:
-            prepared.execute(cursor, "winnow_token_user", _token_sql(connection.vendor), [key])
+            prepared.execute(cursor, "winnow_token_user", _token_sql(), [key])
             row = cursor.fetchone()
         if row is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))

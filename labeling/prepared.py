@@ -1,10 +1,10 @@
-"""Plain SQL statements prepared once per database connection on PostgreSQL.
+"""Plain SQL statements prepared once per database connection.
 
 The per-image statements (token, lease, answer) are small index lookups that PostgreSQL plans in
 more time than it runs them: planning the answer's lock query (five joins) cost ~0.3–1.5 ms against
 0.2 ms of execution. `execute` sends `PREPARE name AS …` the first time a connection runs a
 statement and `EXECUTE name(…)` from then on, so each is planned once per connection (PostgreSQL
-keeps a generic plan after a few runs). Other databases run the SQL as it is. A prepared statement
+keeps a generic plan after a few runs). A prepared statement
 is session state that survives rollbacks; the names prepared are kept with the driver connection
 they were prepared on, so a new connection starts with none. It does not work behind a pooler in transaction mode (e.g. PgBouncer), where consecutive
 statements may reach different sessions: set `WINNOW_PREPARED_STATEMENTS=0` there.
@@ -22,9 +22,9 @@ _ATTRIBUTE = "_winnow_prepared"
 
 
 def execute(cursor: CursorWrapper, name: str, sql: str, params: Sequence[Any]) -> None:
-    """Run `sql` (with %s placeholders) as the prepared statement `name` where the database allows."""
+    """Run `sql` (with %s placeholders) as the prepared statement `name` (plain, when prepared statements are off)."""
     database = cursor.db  # this thread's connection (django.db.connection is a proxy shared by all threads)
-    if database.vendor != "postgresql" or not settings.WINNOW_PREPARED_STATEMENTS:
+    if not settings.WINNOW_PREPARED_STATEMENTS:
         cursor.execute(sql, params)
         return
     state = database.__dict__.get(_ATTRIBUTE)

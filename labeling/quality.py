@@ -102,40 +102,25 @@ def calibration_report(*, project: Project) -> dict[str, Any]:
 GOLD_OFFSET = timedelta(microseconds=1)
 
 
-def _spread_in_upload_order(batch: Batch, *, in_database: bool | None = None) -> list[datetime]:
-    """The batch's non-gold tasks' created_at in lease order, re-stamped where needed so that each is
-    at least 2 × GOLD_OFFSET after the one before.
+def _spread_in_upload_order(batch: Batch) -> list[datetime]:
+    """The batch's non-gold tasks' created_at in lease order, ties re-stamped so that each request's
+    tasks are 2 × GOLD_OFFSET apart.
 
     Tasks that arrived in one request share a timestamp (a URL upload is one COPY with one
     created_at), and a copy stamped with that time would sort after the whole group: all the gold at
-    the end of the queue. Only ties (and elsewhere than PostgreSQL near-ties) move, by microseconds,
-    and the order is kept. `in_database` (default: on PostgreSQL) re-stamps with one SQL UPDATE.
+    the end of the queue. Only ties move, by microseconds, and the order is kept: one UPDATE spreads
+    each group of equal timestamps by its rank (groups are requests, far apart).
     """
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE labeling_task t SET created_at = s.spread FROM ("
+            " SELECT id, created_at + (row_number() OVER (PARTITION BY created_at ORDER BY id) - 1) * %s AS spread"
+            " FROM labeling_task WHERE batch_id = %s AND NOT is_gold AND deleted_at IS NULL"
+            ") s WHERE t.id = s.id AND s.spread <> t.created_at",
+            [2 * GOLD_OFFSET, batch.pk],
+        )
     regular = batch.tasks.alive().filter(is_gold=False)
-    if in_database is None:
-        in_database = connection.vendor == "postgresql"
-    if in_database:
-        # One UPDATE: each group of equal timestamps spread by its rank (groups are requests, far apart).
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "UPDATE labeling_task t SET created_at = s.spread FROM ("
-                " SELECT id, created_at + (row_number() OVER (PARTITION BY created_at ORDER BY id) - 1) * %s AS spread"
-                " FROM labeling_task WHERE batch_id = %s AND NOT is_gold AND deleted_at IS NULL"
-                ") s WHERE t.id = s.id AND s.spread <> t.created_at",
-                [2 * GOLD_OFFSET, batch.pk],
-            )
-        return list(regular.order_by("created_at", "id").values_list("created_at", flat=True))
-    rows = list(regular.order_by("created_at", "id").values_list("id", "created_at"))
-    order: list[datetime] = []
-    moved: list[Task] = []
-    for task_id, created_at in rows:
-        if order and created_at < order[-1] + 2 * GOLD_OFFSET:
-            created_at = order[-1] + 2 * GOLD_OFFSET
-            moved.append(Task(pk=task_id, created_at=created_at))
-        order.append(created_at)
-    if moved:
-        Task.objects.bulk_update(moved, ["created_at"], batch_size=2000)
-    return order
+    return list(regular.order_by("created_at", "id").values_list("created_at", flat=True))
 
 
 def mix_gold(*, batch: Batch) -> int:

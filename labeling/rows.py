@@ -2,8 +2,8 @@
 
 The per-image endpoints (lease, answer, token check) read with plain SQL because building the same
 queries with the ORM cost more Python time than the database spent on them. What they read must
-still become the values the ORM would give: JSON parsed by the field, booleans and aware datetimes
-on SQLite. Each field's converters (the backend's and the field's own) are looked up once.
+still become the values the ORM would give (JSON parsed by the field, for one). Each field's
+converters (the backend's and the field's own) are looked up once.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ ModelT = TypeVar("ModelT", bound=Model)
 
 
 @cache
-def _converters(field: Field, vendor: str) -> tuple[tuple[Any, Any], ...]:
-    """(converter, expression) pairs the ORM applies to this field's column; `vendor` keys the cache."""
+def _converters(field: Field) -> tuple[tuple[Any, Any], ...]:
+    """(converter, expression) pairs the ORM applies to this field's column."""
     col = field.cached_col
     return tuple((c, col) for c in connection.ops.get_db_converters(col) + col.get_db_converters(connection))
 
 
 def convert(field: Field, value: Any) -> Any:
     """A value of `field` as read by plain SQL, made what the ORM would have returned."""
-    for converter, expression in _converters(field, connection.vendor):
+    for converter, expression in _converters(field):
         value = converter(value, expression, connection)
     return value
 

@@ -19,8 +19,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.cache import cache
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from . import ingest, prepared, stats, webhooks
@@ -401,24 +400,14 @@ def _existing_unique_ids(project_id: int, unique_ids: list[str]) -> dict[str, in
 def _insert_url_tasks(batch: Batch, rows: list[tuple[str | None, str, str]]) -> list[int]:
     """Insert pending URL tasks (unique_id, metadata as JSON text, url) and return their ids, in order.
 
-    On PostgreSQL this skips the ORM's per-object work: the ids are taken from the table's sequence
+    This skips the ORM's per-object work: the ids are taken from the table's sequence
     in one query, and the rows stream in with one COPY (a multi-row INSERT spends most of its time
     parsing and planning the VALUES list). The tasks of one request share every column but those
-    three, so the shared values are prepared once from a prototype task. Other databases take
-    bulk_create.
+    three, so the shared values are prepared once from a prototype task.
     """
     if not rows:
         return []
-    if connection.vendor != "postgresql":
-        tasks = [
-            Task(project_id=batch.project_id, batch=batch, status=TaskStatus.PENDING, unique_id=unique_id,
-                 metadata=json.loads(metadata), source_url=url)
-            for unique_id, metadata, url in rows
-        ]
-        Task.objects.bulk_create(tasks, batch_size=2000)
-        return [t.pk for t in tasks]
-
-    import psycopg2  # the PostgreSQL driver; only this branch needs it
+    import psycopg2
 
     prototype = Task(project_id=batch.project_id, batch=batch, status=TaskStatus.PENDING, created_at=timezone.now())
     table = Task._meta.db_table
@@ -616,19 +605,13 @@ def lease_tasks(*, project: Project | int, annotator: AbstractBaseUser, count: i
     _labeling_membership_check(member_id, paused_at, paused_reason)
     now = timezone.now()
     expires = now + timedelta(seconds=lease_seconds)
-    if connection.vendor == "postgresql" and settings.WINNOW_LEASE_IN_DATABASE:
-        with connection.cursor() as cursor:
-            prepared.execute(
-                cursor, "winnow_lease_call", _LEASE_CALL_SQL,
-                [project_id, annotator.pk, count, overlap, [str(s) for s in LABELABLE_BATCH_STATUSES],
-                 now, expires, now - SKIP_COOLDOWN],
-            )
-            rows = cursor.fetchall()
-        tasks = [_leased_task(row) for row in rows]
-    else:
-        tasks = _lease_with_orm(project_id=project_id, overlap=overlap, annotator=annotator, count=count, now=now,
-                                expires=expires)
-        tasks.sort(key=lambda t: (t.batch_id, t.created_at, t.pk))
+    with connection.cursor() as cursor:
+        prepared.execute(
+            cursor, "winnow_lease_call", _LEASE_CALL_SQL,
+            [project_id, annotator.pk, count, overlap, [str(s) for s in LABELABLE_BATCH_STATUSES],
+             now, expires, now - SKIP_COOLDOWN],
+        )
+        tasks = [_leased_task(row) for row in cursor.fetchall()]
     for task in tasks:
         task.lease_expires_at = expires  # type: ignore[attr-defined]
     return tasks
@@ -652,80 +635,6 @@ def _leased_task(row: tuple[Any, ...]) -> Task:
     return task
 
 
-def _lease_with_orm(*, project_id: int, overlap: int, annotator: AbstractBaseUser, count: int, now: datetime,
-                    expires: datetime) -> list[Task]:
-    """lease_tasks as ORM statements (the database function winnow_lease_tasks does the same in one call)."""
-    answered_by_me = Exists(Annotation.objects.live().filter(task=OuterRef("pk"), annotator=annotator))
-    queued = Task.objects.select_related("asset").filter(status=TaskStatus.QUEUED, deleted_at__isnull=True)
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            # A lease is soft state: one lost in a crash just goes back to the pool, so don't wait for the WAL flush.
-            with connection.cursor() as cursor:
-                cursor.execute("SET LOCAL synchronous_commit TO OFF")
-        batches = list(
-            Batch.objects.alive()
-            .filter(project_id=project_id, status__in=LABELABLE_BATCH_STATUSES)
-            .order_by("id")
-            .values_list("id", flat=True)
-        )
-        held = list(
-            queued.filter(batch_id__in=batches, leases__annotator=annotator, leases__expires_at__gt=now)
-            .exclude(answered_by_me)
-            .order_by("batch_id", "created_at", "id")[:count]
-        )
-        if held:
-            Lease.objects.filter(annotator=annotator, task__in=held).update(expires_at=expires)
-        others = (
-            Lease.objects.filter(task=OuterRef("pk"), expires_at__gt=now)
-            .exclude(annotator=annotator)
-            .values("task")
-            .annotate(n=Count("id"))
-            .values("n")
-        )
-        mine_or_skipped = Lease.objects.filter(task=OuterRef("pk"), annotator=annotator).filter(
-            Q(expires_at__gt=now) | Q(skipped_at__gt=now - SKIP_COOLDOWN)
-        )
-        candidates = (
-            queued.select_for_update(skip_locked=True, of=("self",))
-            .exclude(answered_by_me)
-            .exclude(Exists(mine_or_skipped))
-            .alias(held=Coalesce(Subquery(others), Value(0)))
-            .filter(annotation_count__lt=overlap + F("extra_answers") - F("held"))
-            .order_by("created_at", "id")
-        )
-        fresh: list[Task] = []
-        need = count - len(held)
-        seen: list[int] = []  # rows this transaction already locked: taken, or full after all
-        # One batch at a time: batch equality and (created_at, id) order are what the partial index
-        # task_queued_idx serves, so the scan starts at the batch's first queued task and stops at the first fit.
-        for batch_id in batches:
-            while need > 0:
-                chunk = list(candidates.filter(batch_id=batch_id).exclude(pk__in=seen)[:need])
-                if not chunk:
-                    break
-                leased = dict(
-                    Lease.objects.filter(task__in=chunk, expires_at__gt=now)
-                    .exclude(annotator=annotator)
-                    .values_list("task")
-                    .annotate(n=Count("id"))
-                )
-                for task in chunk:
-                    seen.append(task.pk)
-                    if task.annotation_count + leased.get(task.pk, 0) < overlap + task.extra_answers:
-                        fresh.append(task)
-                        need -= 1
-            if need <= 0:
-                break
-        # A row may exist from an expired or skipped lease: take it over.
-        Lease.objects.bulk_create(
-            [Lease(task=task, annotator=annotator, expires_at=expires) for task in fresh],
-            update_conflicts=True,
-            unique_fields=["task", "annotator"],
-            update_fields=["expires_at", "skipped_at"],
-        )
-    return held + fresh
-
-
 def _is_id(value: int) -> bool:
     """Whether `value` can be a row id; plain SQL with a larger number would fail in the database (a 500)."""
     return 0 < value <= MAX_ID
@@ -740,8 +649,7 @@ def _labeling_membership_check(member_id: int | None, paused_at: datetime | None
 
 
 # The answer path's reads, as plain SQL: every image an annotator labels runs them, and building the
-# same queries with the ORM cost more Python time than the database spent on them. Portable SQL
-# (PostgreSQL and SQLite); `FOR UPDATE OF t` is added where the database has it.
+# same queries with the ORM cost more Python time than the database spent on them.
 _ANSWER_LOCK_SQL = """
 SELECT t.project_id, t.batch_id, t.status, t.annotation_count, t.extra_answers, t.is_gold, t.gold_choice_id,
        t.decided_by, t.callback_url, p.overlap, b.status, m.id, m.paused_at, m.paused_reason, c.id,
@@ -752,6 +660,7 @@ JOIN labeling_batch b ON b.id = t.batch_id
 LEFT JOIN labeling_membership m ON m.project_id = t.project_id AND m.user_id = %s
 LEFT JOIN labeling_choice c ON c.id = %s AND c.project_id = t.project_id
 WHERE t.id = %s AND t.deleted_at IS NULL
+FOR UPDATE OF t
 """
 # Read after the row lock is granted, in a statement of its own: under READ COMMITTED a statement
 # sees what was committed before it started, so answers and leases committed by the transaction
@@ -786,10 +695,8 @@ def submit_annotation(
         raise InvalidInput(f"choice {choice_id} is not one of this project's choices", code="bad_choice")
     # Inside a caller's transaction the callbacks below wait for its commit, so the batch check also runs inside.
     in_outer_transaction = connection.in_atomic_block
-    lock = " FOR UPDATE OF t" if connection.features.has_select_for_update_of else ""
     with transaction.atomic(), connection.cursor() as cursor:
-        prepared.execute(cursor, "winnow_answer_lock" + ("_for_update" if lock else ""), _ANSWER_LOCK_SQL + lock,
-                         [annotator.pk, choice_id, task_id])
+        prepared.execute(cursor, "winnow_answer_lock", _ANSWER_LOCK_SQL, [annotator.pk, choice_id, task_id])
         row = cursor.fetchone()
         if row is None:
             raise NotFound(f"task {task_id} does not exist")
@@ -831,7 +738,7 @@ def submit_annotation(
             cursor, "winnow_answer_insert",
             "INSERT INTO labeling_annotation (task_id, annotator_id, choice_id, duration_ms, created_at, discarded_at)"
             " VALUES (%s, %s, %s, %s, %s, NULL) RETURNING id",
-            [task_id, annotator.pk, choice_id, duration_ms, _db_datetime(now)],
+            [task_id, annotator.pk, choice_id, duration_ms, now],
         )
         annotation = loaded(Annotation, {
             "id": cursor.fetchone()[0], "task_id": task_id, "annotator_id": annotator.pk, "choice_id": choice_id,
@@ -922,11 +829,6 @@ def _write_task(task_id: int, values: dict[str, Any]) -> None:
         cursor.execute(f"UPDATE labeling_task SET {assignments} WHERE id = %s", [*params, task_id])  # noqa: S608
 
 
-def _db_datetime(value: datetime) -> Any:
-    """A datetime as this database's driver takes it in plain SQL (SQLite stores text)."""
-    return Task._meta.get_field("created_at").get_db_prep_value(value, connection)
-
-
 def _maybe_mark_labeled(batch_id: int) -> None:
     """Move a batch forward when answers arrive: finalized → labeling → labeled."""
     if not _mark_labeled_if_done(batch_id) and Annotation.objects.filter(task__batch_id=batch_id).exists():
@@ -945,7 +847,7 @@ WHERE id = %s AND status IN ({", ".join(f"'{s.value}'" for s in LABELABLE_BATCH_
 def _mark_labeled_if_done(batch_id: int) -> bool:
     """Mark the batch labeled when it has no open task left: one conditional UPDATE, so it is cheap on every answer."""
     with connection.cursor() as cursor:
-        prepared.execute(cursor, "winnow_batch_labeled", _BATCH_LABELED_SQL, [_db_datetime(timezone.now()), batch_id, batch_id])
+        prepared.execute(cursor, "winnow_batch_labeled", _BATCH_LABELED_SQL, [timezone.now(), batch_id, batch_id])
         won = cursor.rowcount == 1
     if won:  # the conditional update is won once, so the event is sent once
         webhooks.batch_labeled(batch_id)

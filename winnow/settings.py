@@ -1,8 +1,9 @@
 """Winnow settings, read from the environment.
 
-Every setting has a safe development default, so `make run` needs no configuration: SQLite, a
-filesystem Celery broker and a local media folder under `var/`. Production and the test suite
-set `DATABASE_URL` and `CELERY_BROKER_URL` (PostgreSQL, Redis or RabbitMQ). Bad values fail loudly
+Every setting has a safe development default, so `make run` needs no configuration: the embedded
+PostgreSQL server (winnow/embedded_db.py), a filesystem Celery broker and a local media folder
+under `var/`. Production and the test suite set `DATABASE_URL` (a PostgreSQL server) and
+`CELERY_BROKER_URL` (Redis or RabbitMQ). Bad values fail loudly
 with ImproperlyConfigured instead of being silently ignored.
 """
 
@@ -11,6 +12,8 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from winnow import embedded_db
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("WINNOW_VAR_DIR", BASE_DIR / "var"))
@@ -114,16 +117,20 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.parse(
-        env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'winnow.sqlite3'}"),
-        conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
+# PostgreSQL is the one database. Without DATABASE_URL, the embedded server of `make run`
+# (winnow/embedded_db.py, data under var/postgres) when it is running.
+_database_url = env_str("DATABASE_URL", "") or embedded_db.running_url(VAR_DIR / "postgres")
+if not _database_url:
+    raise ImproperlyConfigured(
+        "DATABASE_URL is not set and the embedded PostgreSQL is not running: set DATABASE_URL to a PostgreSQL "
+        "server (postgres://user:password@host:5432/winnow) or start the embedded one with "
+        "`python winnow/embedded_db.py start` (make run does this)"
     )
+DATABASES = {
+    "default": dj_database_url.parse(_database_url, conn_max_age=env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0))
 }
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # SQLite serialises writers; a generous timeout lets the web app and the worker share the file.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
-    DATABASES["default"]["CONN_MAX_AGE"] = 0
+if DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured(f"DATABASE_URL must name a PostgreSQL database (postgres://…), not {DATABASES['default']['ENGINE']}")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -226,9 +233,6 @@ INGEST_MAX_PIXELS = env_int("INGEST_MAX_PIXELS", 50_000_000, minimum=1)
 INGEST_MAX_ZIP_BYTES = env_int("INGEST_MAX_ZIP_BYTES", 4 * 1024 * 1024 * 1024, minimum=1)
 INGEST_MAX_ZIP_MEMBERS = env_int("INGEST_MAX_ZIP_MEMBERS", 100_000, minimum=1)
 INGEST_MAX_URL_TASKS = env_int("INGEST_MAX_URL_TASKS", 100_000, minimum=1)
-# On PostgreSQL, lease tasks with one call of the database function winnow_lease_tasks (migration
-# labeling 0009) rather than eleven ORM statements; off runs the ORM version, which other databases use.
-WINNOW_LEASE_IN_DATABASE = env_bool("WINNOW_LEASE_IN_DATABASE", True)
 # Plan the per-image statements once per connection (PREPARE); off behind a transaction-mode pooler.
 WINNOW_PREPARED_STATEMENTS = env_bool("WINNOW_PREPARED_STATEMENTS", True)
 # Export files are deleted this long after they were written (0: kept until deleted by hand).

@@ -17,13 +17,6 @@ from labeling.models import Annotation, BatchStatus, Lease, Membership, Role, Ta
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True, params=["in-database", "orm"])
-def leasing(request, settings):
-    """Every test here runs against both lease implementations: the PostgreSQL function and the ORM one."""
-    settings.WINNOW_LEASE_IN_DATABASE = request.param == "in-database"
-    return request.param
-
-
 def next_task(client, project):
     return client.post(f"/api/v1/projects/{project.pk}/next-task/")
 
