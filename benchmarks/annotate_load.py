@@ -13,6 +13,11 @@ gunicorn's sync workers close connections), so it includes the client's own sche
 shared machine. Every phase is bounded in time.
 
     .venv/bin/python benchmarks/annotate_load.py [--annotators 200] [--seconds 30] [--workers 4]
+    .venv/bin/python benchmarks/annotate_load.py --curve   # next-task as the database grows, 10k → 1M tasks
+
+Before the measure, 300,000 tasks (--other-tasks) are bulk-imported into 30 other projects and the
+task table is left unanalysed with autovacuum off, as right after an owner's big upload: the plan of
+the per-image statements must not depend on statistics. Exits 1 when a target is missed.
 """
 
 from __future__ import annotations
@@ -136,8 +141,45 @@ def seed(server: BenchServer, annotators: int, tasks: int) -> tuple[int, int, li
 
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
+        # As right after a bulk import: the planner works from whatever statistics the table had.
+        cursor.execute("ALTER TABLE labeling_task SET (autovacuum_enabled = false, toast.autovacuum_enabled = false)")
     connection.close()
     return project.pk, project.choices.first().pk, [t.key for t in tokens]
+
+
+def import_other_projects(projects: int, tasks: int, owner_name: str = "owner") -> int:
+    """Bulk-import `tasks` queued tasks spread over `projects` other projects, as an owner's big upload
+    would, and leave the table unanalysed (autovacuum off on it), as it is right after an import.
+
+    Returns the number of tasks in the database afterwards."""
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+
+    from labeling import services
+    from labeling.models import Batch, BatchKind, BatchStatus, Project, Task
+
+    owner = get_user_model().objects.get(username=owner_name)
+    template = Task.objects.order_by("id").first()
+    columns = [f.column for f in Task._meta.concrete_fields if f.column not in ("id", "project_id", "batch_id", "unique_id")]
+    existing = Project.objects.filter(name__startswith="other-").count()
+    for i in range(projects):
+        name = f"other-{existing + i}"
+        project = services.create_project(created_by=owner, fields={"name": name, "overlap": 1},
+                                          choices=[{"label": "A", "hotkey": "1", "domain": "A"}])
+        batch = Batch.objects.create(project=project, name=name, kind=BatchKind.PRODUCTION,
+                                     status=BatchStatus.FINALIZED, created_by=owner)
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO labeling_task (project_id, batch_id, {', '.join(columns)}) "  # noqa: S608 (model columns)
+                f"SELECT %s, %s, {', '.join('t.' + c for c in columns)} FROM labeling_task t, generate_series(1, %s) "
+                "WHERE t.id = %s",
+                [project.pk, batch.pk, tasks // projects, template.pk],
+            )
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM labeling_task")
+        (total,) = cursor.fetchone()
+    connection.close()
+    return total
 
 
 def single_client(port: int, project_id: int, choice_id: int, token: str, cycles: int) -> Stats:
@@ -185,6 +227,36 @@ def paced(port: int, project_id: int, choice_id: int, tokens: list[str], interva
     return stats, time.monotonic() - began
 
 
+def curve(args: argparse.Namespace) -> bool:
+    """next-task and submit p50 of one client as the database grows from 10k to 1M tasks, each size
+    reached by a bulk import into other projects just before it is measured (no ANALYZE after it)."""
+    with BenchServer(db="winnow_bench_annotate", workers=args.workers, broker=args.broker) as server:
+        project_id, choice_id, tokens = seed(server, 1, 2000 + 5 * (args.single_cycles + 30))
+        print("tasks in the database   next-task p50   submit p50   ratio")
+        figures = []
+        for size in (10_000, 100_000, 300_000, 1_000_000):
+            from labeling.models import Task
+
+            missing = size - Task.objects.count()
+            if missing > 0:
+                import_other_projects(args.other_projects, missing)
+            stats = single_client(server.port, project_id, choice_id, tokens[0], args.single_cycles)
+            next_p50 = percentile(stats.latencies["next-task"], 50) * 1000
+            submit_p50 = percentile(stats.latencies["submit"], 50) * 1000
+            figures.append((size, next_p50, submit_p50))
+            print(f"{size:>21,}   {next_p50:10.2f} ms   {submit_p50:7.2f} ms   {next_p50 / submit_p50:5.2f}", flush=True)
+    ok = True
+    for size, next_p50, submit_p50 in figures:
+        if next_p50 >= 5 or next_p50 > 1.5 * submit_p50:
+            print(f"MISSED at {size:,} tasks: next-task p50 {next_p50:.2f} ms (target < 5 ms and <= 1.5 x submit p50)")
+            ok = False
+    smallest, largest = figures[0][1], figures[-1][1]
+    if largest > 1.3 * smallest + 0.5:
+        print(f"MISSED: next-task p50 not flat: {smallest:.2f} ms at 10k, {largest:.2f} ms at 1M tasks")
+        ok = False
+    return ok
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--annotators", type=int, default=200)
@@ -194,25 +266,51 @@ def main() -> None:
     parser.add_argument("--single-cycles", type=int, default=500)
     parser.add_argument("--only-single", action="store_true", help="stop after the one-client phase")
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/3")
+    parser.add_argument("--other-tasks", type=int, default=300_000,
+                        help="tasks bulk-imported into other projects just before the measure")
+    parser.add_argument("--other-projects", type=int, default=30)
+    parser.add_argument("--curve", action="store_true",
+                        help="only the one-client figures at 10k, 100k, 300k and 1M tasks in the database")
     args = parser.parse_args()
+    if args.curve:
+        sys.exit(0 if curve(args) else 1)
 
     tasks = args.single_cycles + 30 + args.annotators * int(args.seconds / 2 + 2) + 100_000
     with BenchServer(db="winnow_bench_annotate", workers=args.workers, broker=args.broker) as server:
         print(f"gunicorn: {args.workers} sync workers on port {server.port}; seeding {tasks:,} tasks …", flush=True)
         project_id, choice_id, tokens = seed(server, args.annotators, tasks)
+        if args.other_tasks:
+            total = import_other_projects(args.other_projects, args.other_tasks)
+            print(f"bulk-imported {args.other_tasks:,} tasks into {args.other_projects} other projects "
+                  f"just before the measure: {total:,} tasks in the database, table not analysed since", flush=True)
 
         print("\n1. one client, back to back")
         stats = single_client(server.port, project_id, choice_id, tokens[0], args.single_cycles)
         print("  ", summary(stats, "next-task"))
         print("  ", summary(stats, "submit"))
+        next_p50 = percentile(stats.latencies["next-task"], 50) * 1000
+        submit_p50 = percentile(stats.latencies["submit"], 50) * 1000
+        submit_p99 = percentile(stats.latencies["submit"], 99) * 1000
+        missed = []
+        if next_p50 >= 5 or next_p50 > 1.5 * submit_p50:
+            missed.append(f"next-task p50 {next_p50:.2f} ms (target < 5 ms and <= 1.5 x submit p50 {submit_p50:.2f} ms)")
+        if submit_p99 >= 15:
+            missed.append(f"submit p99 {submit_p99:.2f} ms (target < 15 ms)")
         if args.only_single:
-            return
+            for line in missed:
+                print("MISSED:", line)
+            sys.exit(1 if missed else 0)
 
         print(f"\n2. {args.annotators} annotators, one image every 2 s each, {args.seconds:.0f} s")
         stats, elapsed = paced(server.port, project_id, choice_id, tokens, 2.0, args.seconds)
-        print(f"   {stats.requests() / elapsed:.0f} requests/s, errors: {dict(stats.errors) or 0}")
+        rate = stats.requests() / elapsed
+        print(f"   {rate:.0f} requests/s, errors: {dict(stats.errors) or 0}")
         print("  ", summary(stats, "next-task"))
         print("  ", summary(stats, "submit"))
+        paced_p99 = max(percentile(stats.latencies["next-task"], 99), percentile(stats.latencies["submit"], 99)) * 1000
+        if stats.errors or paced_p99 >= 50 or rate < 0.95 * args.annotators:
+            missed.append(f"{args.annotators} annotators: {rate:.0f} requests/s, p99 {paced_p99:.1f} ms, "
+                          f"{sum(stats.errors.values())} errors (target {args.annotators} requests/s, p99 < 50 ms, no errors)")
 
         print(f"\n3. saturation: annotators answering back to back, more each step, {args.step_seconds:.0f} s a step")
         best = None
@@ -229,6 +327,9 @@ def main() -> None:
             print("   p99 passed 250 ms with a single annotator")
         else:
             print(f"   saturation: about {best:.0f} requests/s with p99 under 250 ms")
+    for line in missed:
+        print("MISSED:", line)
+    sys.exit(1 if missed else 0)
 
 if __name__ == "__main__":
     main()

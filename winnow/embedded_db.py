@@ -20,6 +20,7 @@ it runs as a script (`python winnow/embedded_db.py`) before any database exists.
 
 from __future__ import annotations
 
+import atexit
 import os
 import stat
 import subprocess
@@ -78,11 +79,14 @@ def start(data_dir: Path | None = None, database: str = DATABASE) -> str:
     before = _modes(data_dir)
     # cleanup_mode=None: the server outlives this process; `stop` (or make run's Ctrl-C) ends it.
     server = get_server(data_dir, cleanup_mode=None)
+    atexit.unregister(server._cleanup)  # with cleanup_mode=None it only logs, after logging may be shut down
     changed = [(p, old, stat.S_IMODE(p.stat().st_mode)) for p, old in before.items()
                if stat.S_IMODE(p.stat().st_mode) != old]
     for path, old, new in changed:
         print(f"embedded PostgreSQL: made {path} traversable for its server user ({old:o} -> {new:o})", file=sys.stderr)
-    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
+    if not database.isidentifier():
+        raise ValueError(f"database name {database!r} must be a plain identifier")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")  # noqa: S608 (checked above)
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')
     url = running_url(data_dir, database)
