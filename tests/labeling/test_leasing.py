@@ -520,3 +520,25 @@ def test_ids_too_large_for_the_database_are_404_and_400_not_errors(project, bob,
                        {"answers": [{"task": task_id, "choice": huge}]}, format="json")
     assert bulk.status_code == 200 and bulk.data["results"][0]["code"] == "bad_choice"
     assert not Annotation.objects.exists()
+
+
+def test_the_lease_statement_looks_tasks_up_by_key_whatever_the_table_statistics(project, make_batch, bob):
+    """Right after a bulk import the planner has no fresh statistics; the lease must not scan every task."""
+    from labeling import services
+
+    batch = make_batch(project, 3)
+    template = batch.tasks.first()
+    columns = [f.column for f in Task._meta.concrete_fields if f.column not in ("id", "unique_id")]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT prorows FROM pg_proc WHERE proname = 'winnow_lease_tasks'")
+        assert cursor.fetchone()[0] == 10
+        # A bulk import of 40,000 tasks, not analysed: a 1,000-row estimate chose a merge or hash join over them.
+        cursor.execute(f"INSERT INTO labeling_task ({', '.join(columns)}) "  # noqa: S608 (model columns)
+                       f"SELECT {', '.join('t.' + c for c in columns)} FROM labeling_task t, generate_series(1, 40000) "
+                       "WHERE t.id = %s", [template.pk])
+        now = timezone.now()
+        cursor.execute("EXPLAIN " + services._LEASE_CALL_SQL,
+                       [project.pk, bob.pk, 1, 1, ["finalized", "labeling"], now, now, now])
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "Index Scan using labeling_task_pkey" in plan, plan
+    assert "Seq Scan on labeling_task" not in plan and "Merge Join" not in plan and "Hash Join" not in plan, plan
