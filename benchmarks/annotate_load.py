@@ -114,12 +114,12 @@ def seed(server: BenchServer, annotators: int, tasks: int) -> tuple[int, int, li
     from django.core.files.base import ContentFile
     from rest_framework.authtoken.models import Token
 
-    from labeling import services
+    from labeling import demo, projects
     from labeling.models import Asset, Batch, BatchKind, BatchStatus, Membership, Project, Role, Task
 
     User = get_user_model()
     owner = User.objects.create_user("owner", password="benchmark-password")
-    project = services.create_project(
+    project = projects.create_project(
         created_by=owner, fields={"name": "load", "overlap": 1},
         choices=[{"label": "A", "hotkey": "1", "domain": "A"}, {"label": "B", "hotkey": "2", "domain": "B"}],
     )
@@ -127,7 +127,7 @@ def seed(server: BenchServer, annotators: int, tasks: int) -> tuple[int, int, li
     users = User.objects.bulk_create([User(username=f"annotator{i}") for i in range(annotators)])
     Membership.objects.bulk_create([Membership(project=project, user=u, role=Role.ANNOTATOR) for u in users])
     tokens = Token.objects.bulk_create([Token(user=u, key=Token.generate_key()) for u in users])
-    png = services.demo_image(1, 64)
+    png = demo.demo_image(1, 64)
     asset = Asset(sha256="0" * 64, width=64, height=64, format="PNG", byte_size=len(png))
     asset.file.save("assets/bench.png", ContentFile(png), save=False)
     asset.thumbnail.save("thumbs/bench.png", ContentFile(png), save=False)
@@ -147,24 +147,24 @@ def seed(server: BenchServer, annotators: int, tasks: int) -> tuple[int, int, li
     return project.pk, project.choices.first().pk, [t.key for t in tokens]
 
 
-def import_other_projects(projects: int, tasks: int, owner_name: str = "owner") -> int:
-    """Bulk-import `tasks` queued tasks spread over `projects` other projects, as an owner's big upload
+def import_other_projects(count: int, tasks: int, owner_name: str = "owner") -> int:
+    """Bulk-import `tasks` queued tasks spread over `count` other projects, as an owner's big upload
     would, and leave the table unanalysed (autovacuum off on it), as it is right after an import.
 
     Returns the number of tasks in the database afterwards."""
     from django.contrib.auth import get_user_model
     from django.db import connection
 
-    from labeling import services
+    from labeling import projects
     from labeling.models import Batch, BatchKind, BatchStatus, Project, Task
 
     owner = get_user_model().objects.get(username=owner_name)
     template = Task.objects.order_by("id").first()
     columns = [f.column for f in Task._meta.concrete_fields if f.column not in ("id", "project_id", "batch_id", "unique_id")]
     existing = Project.objects.filter(name__startswith="other-").count()
-    for i in range(projects):
+    for i in range(count):
         name = f"other-{existing + i}"
-        project = services.create_project(created_by=owner, fields={"name": name, "overlap": 1},
+        project = projects.create_project(created_by=owner, fields={"name": name, "overlap": 1},
                                           choices=[{"label": "A", "hotkey": "1", "domain": "A"}])
         batch = Batch.objects.create(project=project, name=name, kind=BatchKind.PRODUCTION,
                                      status=BatchStatus.FINALIZED, created_by=owner)
@@ -173,7 +173,7 @@ def import_other_projects(projects: int, tasks: int, owner_name: str = "owner") 
                 f"INSERT INTO labeling_task (project_id, batch_id, {', '.join(columns)}) "  # noqa: S608 (model columns)
                 f"SELECT %s, %s, {', '.join('t.' + c for c in columns)} FROM labeling_task t, generate_series(1, %s) "
                 "WHERE t.id = %s",
-                [project.pk, batch.pk, tasks // projects, template.pk],
+                [project.pk, batch.pk, tasks // count, template.pk],
             )
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM labeling_task")

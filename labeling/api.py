@@ -18,7 +18,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from . import exports, services, splits, webhooks
+from . import answers, exports, ingest, leasing, projects, splits, webhooks
 from .exceptions import Conflict
 from .models import (
     Annotation,
@@ -96,7 +96,7 @@ _DATETIME = serializers.DateTimeField()
 
 
 class LeaseRequestSerializer(serializers.Serializer):
-    count = serializers.IntegerField(min_value=1, max_value=services.MAX_LEASED_TASKS, default=1)
+    count = serializers.IntegerField(min_value=1, max_value=leasing.MAX_LEASED_TASKS, default=1)
 
 
 class BulkAnswerItemSerializer(serializers.Serializer):
@@ -158,15 +158,15 @@ class ProjectViewSet(viewsets.ModelViewSet):
     def perform_create(self, serializer: ProjectSerializer) -> None:
         data = dict(serializer.validated_data)
         choices = data.pop("choices")
-        serializer.instance = services.create_project(created_by=self.request.user, fields=data, choices=choices)
+        serializer.instance = projects.create_project(created_by=self.request.user, fields=data, choices=choices)
 
     def perform_update(self, serializer: ProjectSerializer) -> None:
         data = dict(serializer.validated_data)
         choices = data.pop("choices", None)
-        serializer.instance = services.update_project(project=serializer.instance, fields=data, choices=choices)
+        serializer.instance = projects.update_project(project=serializer.instance, fields=data, choices=choices)
 
     def perform_destroy(self, instance: Project) -> None:
-        services.soft_delete_project(project=instance)
+        projects.soft_delete_project(project=instance)
 
     @extend_schema(request=MemberWriteSerializer, responses=MemberSerializer(many=True))
     @action(detail=True, methods=["get", "post"], permission_classes=[IsProjectOwnerOrReadOnly])
@@ -175,7 +175,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
         if request.method == "POST":
             body = MemberWriteSerializer(data=request.data)
             body.is_valid(raise_exception=True)
-            membership = services.add_member(project=project, **body.validated_data)
+            membership = projects.add_member(project=project, **body.validated_data)
             return Response(MemberSerializer(membership).data, status=status.HTTP_201_CREATED)
         memberships = project.memberships.select_related("user")
         return Response(MemberSerializer(memberships, many=True).data)
@@ -184,7 +184,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["delete"], url_path=r"members/(?P<username>[^/]+)", permission_classes=[IsProjectOwner])
     def remove_member(self, request: Request, pk: str | None = None, username: str = "") -> Response:
         project = self.get_object()
-        services.remove_member(project=project, username=username)
+        projects.remove_member(project=project, username=username)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(request=BatchSerializer, responses=BatchSerializer)
@@ -194,7 +194,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
         if request.method == "POST":
             body = BatchSerializer(data=request.data)
             body.is_valid(raise_exception=True)
-            batch = services.create_batch(project=project, created_by=request.user, **body.validated_data)
+            batch = projects.create_batch(project=project, created_by=request.user, **body.validated_data)
             return Response(BatchSerializer(batch).data, status=status.HTTP_201_CREATED)
         return Response(BatchSerializer(project.batches.alive(), many=True).data)
 
@@ -219,7 +219,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["post"], url_path="next-task", permission_classes=LABELING_PERMISSIONS)
     def next_task(self, request: Request, pk: str | None = None) -> Response:
         # The service reads the project with the membership in one query (404, 403 as get_object would).
-        task = services.lease_next_task(project=_pk(pk), annotator=request.user)
+        task = leasing.lease_next_task(project=_pk(pk), annotator=request.user)
         if task is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(LeasedTaskSerializer(task, context={"request": request}).data)
@@ -230,7 +230,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
         """Hold up to `count` leased tasks (your own unanswered leases first) and list them; [] when none is left."""
         body = LeaseRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        tasks = services.lease_tasks(project=_pk(pk), annotator=request.user, count=body.validated_data["count"])
+        tasks = leasing.lease_tasks(project=_pk(pk), annotator=request.user, count=body.validated_data["count"])
         return Response({"tasks": LeasedTaskSerializer(tasks, many=True, context={"request": request}).data})
 
     @extend_schema(request=BulkAnswerSerializer, responses={200: dict})
@@ -238,8 +238,8 @@ class ProjectViewSet(viewsets.ModelViewSet):
     def bulk_annotations(self, request: Request, pk: str | None = None) -> Response:
         """Answer many leased tasks at once (grid mode); each item succeeds or fails on its own."""
         project = self.get_object()
-        answers = request.data.get("answers") if isinstance(request.data, dict) else None
-        results = services.submit_answers(project=project, annotator=request.user, answers=answers)  # type: ignore[arg-type]
+        items = request.data.get("answers") if isinstance(request.data, dict) else None
+        results = answers.submit_answers(project=project, annotator=request.user, answers=items)  # type: ignore[arg-type]
         summary = {s: sum(1 for r in results if r["status"] == s) for s in ("created", "duplicate", "rejected")}
         return Response({"summary": summary, "results": results})
 
@@ -247,7 +247,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["get"], permission_classes=[IsProjectMember])
     def progress(self, request: Request, pk: str | None = None) -> Response:
         """Open batches' done and remaining tasks and the caller's answer count, for the annotator page."""
-        return Response(services.annotator_progress(project=self.get_object(), annotator=request.user))
+        return Response(answers.annotator_progress(project=self.get_object(), annotator=request.user))
 
     @extend_schema(request=SplitCreateSerializer, responses=SplitSerializer)
     @action(detail=True, methods=["get", "post"], permission_classes=[IsProjectOwnerOrReadOnly])
@@ -264,7 +264,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
     @extend_schema(request=None, responses=ProjectSerializer)
     @action(detail=True, methods=["post"], url_path="approve-calibration", permission_classes=[IsProjectOwner])
     def approve_calibration(self, request: Request, pk: str | None = None) -> Response:
-        project = services.approve_calibration(project=self.get_object())
+        project = projects.approve_calibration(project=self.get_object())
         return Response(ProjectSerializer(project, context={"request": request}).data)
 
 
@@ -276,7 +276,7 @@ class BatchViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     @extend_schema(request=None, responses=BatchSerializer)
     @action(detail=True, methods=["post"], permission_classes=[IsProjectOwner])
     def finalize(self, request: Request, pk: str | None = None) -> Response:
-        batch = services.finalize_batch(batch=self.get_object())
+        batch = projects.finalize_batch(batch=self.get_object())
         return Response(BatchSerializer(batch).data)
 
     @extend_schema(
@@ -292,12 +292,12 @@ class BatchViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
             items = request.data.get("tasks") if isinstance(request.data, dict) else None
             if not isinstance(items, list) or not items:
                 raise ValidationError({"tasks": ['send a non-empty list: {"tasks": [{"image_url": "https://…"}]}']})
-            results = services.ingest_urls(batch=batch, items=items)
+            results = ingest.ingest_urls(batch=batch, items=items)
         else:
             files = request.FILES.getlist("files") or request.FILES.getlist("file")
             if not files:
                 raise ValidationError({"files": ["attach one or more images or zip archives as `files`"]})
-            results = services.ingest_files(batch=batch, files=[(f.name, f) for f in files])
+            results = ingest.ingest_files(batch=batch, files=[(f.name, f) for f in files])
         summary = {s: sum(1 for r in results if r["status"] == s) for s in ("created", "duplicate", "rejected")}
         return Response({"summary": summary, "items": results}, status=status.HTTP_201_CREATED)
 
@@ -368,7 +368,7 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gen
         body.is_valid(raise_exception=True)
         task_id = _pk(pk)
         # The service reads the task once, under its row lock, and checks membership (404, 403 as get_object would).
-        annotation, created = services.submit_annotation(
+        annotation, created = answers.submit_annotation(
             task=task_id, annotator=request.user, choice_id=body.validated_data["choice"],
             duration_ms=body.validated_data["duration_ms"],
         )
@@ -381,14 +381,14 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gen
     @action(detail=True, methods=["post"], permission_classes=LABELING_PERMISSIONS)
     def skip(self, request: Request, pk: str | None = None) -> Response:
         """Give your lease on the task back unanswered; you will not get it again right away."""
-        task = services.skip_task(task=self.get_object(), annotator=request.user)
+        task = leasing.skip_task(task=self.get_object(), annotator=request.user)
         return Response({"task": task.pk, "skipped": True})
 
     @extend_schema(request=None, responses=LeasedTaskSerializer)
     @action(detail=True, methods=["post"], permission_classes=LABELING_PERMISSIONS)
     def undo(self, request: Request, pk: str | None = None) -> Response:
         """Withdraw your answer to the task; the task is leased back to you to answer again."""
-        task = services.undo_annotation(task=self.get_object(), annotator=request.user)
+        task = answers.undo_annotation(task=self.get_object(), annotator=request.user)
         return Response(LeasedTaskSerializer(task, context={"request": request}).data)
 
     @extend_schema(request=None, responses=LeasedTaskSerializer)
@@ -400,7 +400,7 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gen
     @extend_schema(request=None, responses=TaskSerializer)
     @action(detail=True, methods=["post"], permission_classes=[IsProjectOwner])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
-        task = services.cancel_task(task=self.get_object())
+        task = ingest.cancel_task(task=self.get_object())
         return Response(TaskSerializer(task, context={"request": request}).data)
 
 

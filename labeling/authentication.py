@@ -18,8 +18,8 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework import authentication, exceptions
 from rest_framework.authtoken.models import Token
 
-from . import prepared
-from .rows import loaded
+from . import hotpath
+from .hotpath import loaded
 
 
 @cache
@@ -42,7 +42,7 @@ class TokenAuthentication(authentication.TokenAuthentication):
 
     def authenticate_credentials(self, key: str) -> tuple[AbstractBaseUser, Any]:
         with connection.cursor() as cursor:
-            prepared.execute(cursor, "winnow_token_user", _token_sql(), [key])
+            hotpath.execute(cursor, "winnow_token_user", _token_sql(), [key])
             row = cursor.fetchone()
         if row is None:
             raise exceptions.AuthenticationFailed(_("Invalid token."))

@@ -1,375 +1,340 @@
-"""Turning untrusted bytes into stored, content-addressed images.
+"""Uploads become tasks: files and zips (stored through `assets`), and URL lists (one COPY, fetched by a worker).
 
-Three doors lead in: multipart files, zip archives and URLs. Each item either becomes an `Asset`
-(stored once by the sha256 of its bytes, measured, thumbnailed) or is rejected with a reason a
-person can act on. Nothing here touches tasks or batches; `services.py` does that.
+Every item of an upload is answered on its own (created, duplicate or rejected with a reason) and a
+bad one never stops the rest.
 """
 
 from __future__ import annotations
 
-import hashlib
-import io
-import ipaddress
-import os
-import socket
-import stat
-import tempfile
-import warnings
-import zipfile
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+import itertools
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
 from typing import IO, Any
-from urllib.parse import urljoin, urlsplit
 
-import requests
-import requests.adapters
-import urllib3
-import urllib3.connection
 from django.conf import settings
-from PIL import Image, UnidentifiedImageError
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
 
-from .exceptions import InvalidInput
-from .models import Asset
+from . import assets
+from .answers import advance_batch
+from .exceptions import (
+    IllegalTransition,
+    InvalidInput,
+)
+from .models import (
+    Asset,
+    Batch,
+    Lease,
+    Project,
+    Task,
+    TaskStatus,
+)
+from .projects import require_open
 
-ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"}
-EXTENSIONS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp", "GIF": "gif", "BMP": "bmp", "TIFF": "tif"}
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff"}
-
-
-class Rejected(Exception):
-    """One item cannot be ingested; the message says why, in words an uploader can act on."""
-
-
-@dataclass(frozen=True)
-class Measured:
-    sha256: str
-    width: int
-    height: int
-    format: str
-    byte_size: int
-
-
-def _mb(n: int) -> str:
-    return f"{n / (1024 * 1024):.1f} MB"
+URL_JOB_CHUNK = 100
 
 
-def measure(data: bytes) -> tuple[Measured, Image.Image]:
-    """Check that `data` is a whole image within the limits; return its measures and a decoded thumbnail."""
-    if len(data) > settings.INGEST_MAX_FILE_BYTES:
-        raise Rejected(f"file is {_mb(len(data))}, over the limit of {_mb(settings.INGEST_MAX_FILE_BYTES)}")
-    if not data:
-        raise Rejected("file is empty")
-    try:
-        with warnings.catch_warnings():
-            # Pillow warns before it refuses; a warning here means a decompression bomb, so refuse now.
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data))
-            width, height = image.size
-            if width * height > settings.INGEST_MAX_PIXELS:
-                raise Rejected(
-                    f"image is {width}×{height} = {width * height:,} pixels, over the limit of "
-                    f"{settings.INGEST_MAX_PIXELS:,} pixels"
-                )
-            if image.format not in ALLOWED_FORMATS:
-                raise Rejected(f"{image.format} images are not accepted; use JPEG, PNG, WebP, GIF, BMP or TIFF")
-            fmt = image.format
-            size = settings.THUMBNAIL_SIZE
-            if fmt == "JPEG":
-                # Decode at a reduced DCT scale: the thumbnail is all we need and this is 2-8× faster.
-                image.draft("RGB", (size, size))
-            image.load()  # a truncated or corrupt file fails here, before anything is stored
-            thumb = image.convert("RGB") if image.mode != "RGB" else image
-            thumb.thumbnail((size, size))
-    except Rejected:
-        raise
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise Rejected(f"image is too large to decode safely: {exc}") from exc
-    except UnidentifiedImageError as exc:
-        raise Rejected("not an image Winnow can read (JPEG, PNG, WebP, GIF, BMP or TIFF)") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise Rejected(f"image is corrupt or truncated: {exc}") from exc
-    digest = hashlib.sha256(data).hexdigest()
-    return Measured(digest, width, height, fmt, len(data)), thumb
+def _result(name: str, status: str, *, task: Task | None = None, reason: str = "", **extra: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"name": name, "status": status}
+    if task is not None:
+        row["task_id"] = task.pk
+    if reason:
+        row["reason"] = reason
+    row.update(extra)
+    return row
 
 
-def _write_atomic(path: Path, write: callable) -> None:  # type: ignore[valid-type]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def _is_zip(name: str, head: bytes) -> bool:
+    return name.lower().endswith(".zip") or head.startswith(b"PK\x03\x04")
 
 
-def write_files(data: bytes, measured: Measured, thumb: Image.Image) -> Asset:
-    """Write the image and its thumbnail under content-derived paths; return an unsaved Asset.
+def ingest_files(*, batch: Batch, files: Sequence[tuple[str, IO[bytes]]], metadata: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Store uploaded images (or the images inside uploaded zips) as tasks of an open batch.
 
-    Files are written to temporary names and renamed, so a crash leaves no half-written image; the
-    paths come from the hash, so a retry overwrites identical bytes and never duplicates.
+    Returns one row per item: created (with task_id), duplicate (the project already has this image;
+    task_id is the existing task) or rejected (with a reason). A rejected item never stops the rest,
+    and a failure after an image is stored leaves the asset for a retry rather than a half-made task.
     """
-    rel_file = f"assets/{measured.sha256[:2]}/{measured.sha256}.{EXTENSIONS[measured.format]}"
-    rel_thumb = f"thumbs/{measured.sha256[:2]}/{measured.sha256}.jpg"
-    root = Path(settings.MEDIA_ROOT)
-    _write_atomic(root / rel_file, lambda fh: fh.write(data))
-    _write_atomic(root / rel_thumb, lambda fh: thumb.save(fh, "JPEG", quality=85))
-    return Asset(
-        sha256=measured.sha256, file=rel_file, thumbnail=rel_thumb, width=measured.width,
-        height=measured.height, format=measured.format, byte_size=measured.byte_size,
-    )
+    require_open(batch)
+    results: list[dict[str, Any]] = []
+    group: list[tuple[str, bytes | None, str]] = []
+    for item in _upload_items(files):
+        group.append(item)
+        if len(group) >= INGEST_GROUP:
+            results.extend(_ingest_group(batch, group, metadata))
+            group = []
+    results.extend(_ingest_group(batch, group, metadata))
+    return results
 
 
-def store_many(blobs: list[bytes]) -> list[Asset | Rejected]:
-    """Store many images with a handful of queries; one Asset or one Rejected per blob, in order.
+INGEST_GROUP = 200
 
-    Bytes already stored are not decoded or written again. Concurrent uploads of the same bytes are
-    settled by the unique sha256: the loser's insert is skipped and both read the winner's row.
+
+def _upload_items(files: Sequence[tuple[str, IO[bytes]]]) -> Iterator[tuple[str, bytes | None, str]]:
+    """(name, bytes, "") per image, or (name, None, reason) per member refused before decoding."""
+    for name, fileobj in files:
+        head = fileobj.read(4)
+        fileobj.seek(0)
+        if _is_zip(name, head):
+            for member in assets.iter_zip(fileobj):
+                yield member.name, member.data, member.reason
+        else:
+            yield name, fileobj.read(settings.INGEST_MAX_FILE_BYTES + 1), ""
+
+
+def _ingest_group(batch: Batch, group: list[tuple[str, bytes | None, str]], metadata: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Ingest a group of items with a few queries in one transaction (a commit per image would make
+    the WAL flush the bottleneck). One task per image new to the project; the rest are duplicates."""
+    wanted = [data for _name, data, _reason in group if data is not None]
+    with transaction.atomic():
+        stored = iter(assets.store_many(wanted))
+        outcomes = [next(stored) if data is not None else assets.Rejected(reason) for _name, data, reason in group]
+        asset_ids = {a.pk for a in outcomes if isinstance(a, Asset)}
+        task_of_asset: dict[int, int] = {}
+        for asset_id, task_id in (
+            Task.objects.alive().filter(project_id=batch.project_id, asset_id__in=asset_ids).values_list("asset_id", "id")
+        ):
+            task_of_asset.setdefault(asset_id, task_id)
+        new_tasks: dict[int, Task] = {}
+        for (name, _data, _reason), outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, Asset) and outcome.pk not in task_of_asset and outcome.pk not in new_tasks:
+                new_tasks[outcome.pk] = Task(project_id=batch.project_id, batch=batch, asset=outcome,
+                                             source_name=name[:500], metadata=metadata or {})
+        Task.objects.bulk_create(new_tasks.values())
+        results = []
+        for (name, _data, _reason), outcome in zip(group, outcomes, strict=True):
+            if isinstance(outcome, assets.Rejected):
+                results.append(_result(name, "rejected", reason=str(outcome)))
+            elif outcome.pk in new_tasks:
+                task = new_tasks.pop(outcome.pk)
+                task_of_asset[outcome.pk] = task.pk
+                results.append(_result(name, "created", task=task, sha256=outcome.sha256))
+            else:
+                results.append({"name": name, "status": "duplicate", "task_id": task_of_asset[outcome.pk], "sha256": outcome.sha256})
+    return results
+
+
+def ingest_urls(*, batch: Batch, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Record URL tasks (status pending) and queue their downloads; idempotent by `unique_id`.
+
+    Every item is answered: created, duplicate (its unique_id exists in the project, or appeared
+    earlier in this request) or rejected (bad URL, bad metadata). The downloads run in Celery jobs
+    after the transaction commits; a failed download marks its task failed with the reason.
     """
-    digests = [hashlib.sha256(b).hexdigest() for b in blobs]
-    known = {a.sha256: a for a in Asset.objects.filter(sha256__in=set(digests))}
-    out: list[Asset | Rejected] = []
-    fresh: dict[str, Asset] = {}
-    for data, digest in zip(blobs, digests, strict=True):
-        if digest in known or digest in fresh:
-            out.append(known.get(digest) or fresh[digest])
-            continue
-        try:
-            measured, thumb = measure(data)
-        except Rejected as exc:
-            out.append(exc)
-            continue
-        fresh[digest] = write_files(data, measured, thumb)
-        out.append(fresh[digest])
-    if fresh:
-        Asset.objects.bulk_create(fresh.values(), ignore_conflicts=True)
-        saved = {a.sha256: a for a in Asset.objects.filter(sha256__in=list(fresh))}
-        out = [saved[item.sha256] if isinstance(item, Asset) and item.pk is None else item for item in out]
-    return out
-
-
-def store(data: bytes) -> tuple[Asset, bool]:
-    """Store one image as an Asset (or find the one with the same bytes). Returns (asset, created)."""
-    existing = Asset.objects.filter(sha256=hashlib.sha256(data).hexdigest()).first()
-    if existing is not None:
-        return existing, False
-    result = store_many([data])[0]
-    if isinstance(result, Rejected):
-        raise result
-    return result, True
-
-
-# --- zip archives -----------------------------------------------------------------------------
-
-
-@dataclass
-class ZipMember:
-    name: str
-    data: bytes | None
-    reason: str = ""
-
-
-def iter_zip(fileobj: IO[bytes]) -> Iterator[ZipMember]:
-    """Yield the images of a zip archive, refusing the whole archive if it is not a safe zip.
-
-    Unsafe members (`..` or absolute paths, links, single files over the size limit) come back with
-    a reason instead of data, so the caller can report them and go on with the rest.
-    """
-    try:
-        archive = zipfile.ZipFile(fileobj)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise InvalidInput(f"not a valid zip archive: {exc}", code="bad_zip") from exc
-    infos = [i for i in archive.infolist() if not i.is_dir()]
-    if len(infos) > settings.INGEST_MAX_ZIP_MEMBERS:
+    require_open(batch)
+    if len(items) > settings.INGEST_MAX_URL_TASKS:
         raise InvalidInput(
-            f"the zip holds {len(infos):,} files, over the limit of {settings.INGEST_MAX_ZIP_MEMBERS:,}; "
-            "split it into several uploads",
-            code="zip_too_many_files",
+            f"{len(items):,} tasks in one request is over the limit of {settings.INGEST_MAX_URL_TASKS:,}; send several requests"
         )
-    total = sum(i.file_size for i in infos)
-    if total > settings.INGEST_MAX_ZIP_BYTES:
-        raise InvalidInput(
-            f"the zip expands to {_mb(total)}, over the limit of {_mb(settings.INGEST_MAX_ZIP_BYTES)}; "
-            "split it into several uploads",
-            code="zip_too_large",
-        )
-    for info in infos:
-        name = info.filename
-        path = PurePosixPath(name.replace("\\", "/"))
-        base = path.name
-        if base.startswith(".") or "__MACOSX" in path.parts:
-            continue  # resource forks and hidden files are not images anyone meant to upload
-        if path.is_absolute() or ".." in path.parts or (len(name) > 1 and name[1] == ":"):
-            yield ZipMember(name, None, "unsafe path in archive (absolute or containing '..')")
+    results: list[dict[str, Any] | None] = [None] * len(items)
+    pending: list[tuple[int, str | None, str, str]] = []  # (item index, unique_id, metadata JSON, url)
+    seen: dict[str, int] = {}
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            results[i] = _result(f"item {i}", "rejected", reason="each task must be an object with image_url")
             continue
-        mode = info.external_attr >> 16
-        if stat.S_ISLNK(mode):
-            yield ZipMember(name, None, "links are not accepted in archives")
-            continue
-        if path.suffix.lower() not in IMAGE_SUFFIXES:
-            yield ZipMember(name, None, f"not an image file name ({path.suffix or 'no extension'})")
-            continue
-        if info.file_size > settings.INGEST_MAX_FILE_BYTES:
-            yield ZipMember(
-                name, None, f"file is {_mb(info.file_size)}, over the limit of {_mb(settings.INGEST_MAX_FILE_BYTES)}"
-            )
-            continue
-        try:
-            # zipfile stops at the declared size and checks the CRC, so a lying header cannot inflate this.
-            with archive.open(info) as member:
-                yield ZipMember(name, member.read(settings.INGEST_MAX_FILE_BYTES + 1))
-        except (zipfile.BadZipFile, OSError, NotImplementedError, RuntimeError) as exc:
-            yield ZipMember(name, None, f"cannot extract from archive: {exc}")
-
-
-# --- URLs -------------------------------------------------------------------------------------
-
-
-def _host_allowed(host: str) -> bool:
-    return host.lower() in {h.lower() for h in settings.INGEST_ALLOWED_HOSTS}
-
-
-def check_url(url: str) -> None:
-    """Refuse URLs that are not http(s) or that resolve to an address inside the server's network.
-
-    Loopback, private, link-local (cloud metadata lives at 169.254.169.254), multicast, reserved and
-    unspecified addresses are refused unless INGEST_ALLOWED_HOSTS names the host.
-    """
-    parts = urlsplit(url)
-    if parts.scheme not in {"http", "https"}:
-        raise Rejected(f"only http and https URLs are accepted, not {parts.scheme or 'a bare path'!r}")
-    host = parts.hostname
-    if not host:
-        raise Rejected("the URL has no host")
-    if _host_allowed(host):
-        return
-    try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-    except ValueError as exc:
-        raise Rejected(f"bad port in URL: {exc}") from exc
-    try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise Rejected(f"cannot resolve host {host!r}") from exc
-    for info in infos:
-        _check_address(host, info[4][0], "resolves to")
-
-
-def _check_address(host: str, text: str, verb: str) -> None:
-    """Refuse an internal address (see check_url) unless INGEST_ALLOWED_HOSTS names it."""
-    address = ipaddress.ip_address(text.split("%")[0])
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    if _host_allowed(str(address)):
-        return
-    if (
-        address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_multicast
-        or address.is_reserved
-        or address.is_unspecified
-    ):
-        raise Rejected(
-            f"{host} {verb} {address}, an internal address; ask an admin to add it to "
-            "INGEST_ALLOWED_HOSTS if this is intended"
-        )
-
-
-# check_url resolves the host once; the download resolves it again, and a DNS answer that changed in
-# between (DNS rebinding) could point it inward. So every connection the download opens checks the
-# address it actually reached, before a byte is sent.
-class _PeerChecked:
-    """Mixed into urllib3's connections: the socket's peer address is checked as soon as it connects."""
-
-    host: str
-
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()  # type: ignore[misc]
-        if not _host_allowed(self.host):
+        name = str(item.get("unique_id") or item.get("image_url") or f"item {i}")
+        url = item.get("image_url")
+        reason = _url_problem(url)
+        unique_id = item.get("unique_id")
+        metadata = item.get("metadata", {})
+        if reason is None and unique_id is not None and (not isinstance(unique_id, str) or not 0 < len(unique_id) <= 255):
+            reason = "unique_id must be a string of 1 to 255 characters"
+        if reason is None and not isinstance(metadata, dict):
+            reason = "metadata must be a JSON object"
+        if reason is None:
             try:
-                _check_address(self.host, sock.getpeername()[0], "connected to")
-            except Rejected:
-                sock.close()
-                raise
-        return sock
-
-
-class _PeerCheckedHTTPConnection(_PeerChecked, urllib3.connection.HTTPConnection):
-    pass
-
-
-class _PeerCheckedHTTPSConnection(_PeerChecked, urllib3.connection.HTTPSConnection):
-    pass
-
-
-class _PeerCheckedHTTPPool(urllib3.HTTPConnectionPool):
-    ConnectionCls = _PeerCheckedHTTPConnection
-
-
-class _PeerCheckedHTTPSPool(urllib3.HTTPSConnectionPool):
-    ConnectionCls = _PeerCheckedHTTPSConnection
-
-
-class _PeerCheckedAdapter(requests.adapters.HTTPAdapter):
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {"http": _PeerCheckedHTTPPool, "https": _PeerCheckedHTTPSPool}
-
-
-def download_session() -> requests.Session:
-    """A session for downloads: no proxies from the environment (the checks must see the real target),
-    and every connection's address checked as it opens."""
-    session = requests.Session()
-    session.trust_env = False
-    adapter = _PeerCheckedAdapter()
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
-
-
-def fetch(url: str) -> bytes:
-    """Download an image, checking every redirect hop, and every connection's address, against the same rules."""
-    session = download_session()
-    current = url
-    for _hop in range(settings.INGEST_URL_MAX_REDIRECTS + 1):
-        check_url(current)
-        try:
-            response = session.get(
-                current, stream=True, allow_redirects=False, timeout=settings.INGEST_URL_TIMEOUT,
-                headers={"User-Agent": "Winnow image ingest", "Accept": "image/*"},
-            )
-        except requests.Timeout as exc:
-            raise Rejected(f"timed out after {settings.INGEST_URL_TIMEOUT} s fetching {current}") from exc
-        except requests.RequestException as exc:
-            raise Rejected(f"could not fetch {current}: {exc.__class__.__name__}") from exc
-        with response:
-            if response.is_redirect:
-                location = response.headers.get("Location", "")
-                if not location:
-                    raise Rejected(f"redirect without a Location from {current}")
-                current = urljoin(current, location)
+                metadata_json = _compact_json(metadata)
+            except ValueError:  # NaN or Infinity, which JSON (and jsonb) do not have
+                reason = "metadata must be plain JSON (no NaN or Infinity)"
+            else:
+                reason = _text_problem(url + (unique_id or "") + metadata_json, metadata, metadata_json)
+                metadata = metadata_json
+        if reason:
+            # The name echoes what was sent, which may hold what JSON cannot carry back (lone surrogates).
+            results[i] = _result(name.encode("utf-8", "replace").decode(), "rejected", reason=reason)
+            continue
+        if unique_id is not None:
+            if unique_id in seen:
+                results[i] = _result(name, "duplicate", reason=f"unique_id repeated in this request (item {seen[unique_id]})")
                 continue
-            if response.status_code != 200:
-                raise Rejected(f"the server answered HTTP {response.status_code} for {current}")
-            content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
-            if content_type and not content_type.startswith("image/") and content_type != "application/octet-stream":
-                raise Rejected(f"the server sent {content_type!r}, not an image")
-            limit = settings.INGEST_MAX_FILE_BYTES
-            declared = response.headers.get("Content-Length")
-            if declared and declared.isdigit() and int(declared) > limit:
-                raise Rejected(f"file is {_mb(int(declared))}, over the limit of {_mb(limit)}")
-            chunks: list[bytes] = []
-            size = 0
-            try:
-                for chunk in response.iter_content(64 * 1024):
-                    size += len(chunk)
-                    if size > limit:
-                        raise Rejected(f"file is over the limit of {_mb(limit)}")
-                    chunks.append(chunk)
-            except requests.RequestException as exc:
-                raise Rejected(f"download of {current} broke off: {exc.__class__.__name__}") from exc
-            return b"".join(chunks)
-    raise Rejected(f"more than {settings.INGEST_URL_MAX_REDIRECTS} redirects")
+            seen[unique_id] = i
+        pending.append((i, unique_id, metadata, url))
+    with transaction.atomic():
+        # One ingest at a time per project, so "does this unique_id exist?" cannot race.
+        Project.objects.select_for_update().filter(pk=batch.project_id).values_list("id").get()
+        # Optimistic: most requests repeat no unique_id, so insert first and let the unique index check;
+        # only when it finds a repeat is the savepoint undone, the repeats looked up and the rest inserted.
+        fresh = pending
+        try:
+            with transaction.atomic():
+                task_ids = _insert_url_tasks(batch, [row[1:] for row in fresh])
+        except IntegrityError:
+            ids = [unique_id for _, unique_id, _, _ in pending if unique_id is not None]
+            existing = _existing_unique_ids(batch.project_id, ids)
+            fresh = []
+            for row in pending:
+                if row[1] in existing:
+                    results[row[0]] = {"name": row[1], "status": "duplicate", "task_id": existing[row[1]]}
+                else:
+                    fresh.append(row)
+            task_ids = _insert_url_tasks(batch, [row[1:] for row in fresh])
+        for (i, unique_id, _, url), task_id in zip(fresh, task_ids, strict=True):
+            results[i] = {"name": unique_id or url, "status": "created", "task_id": task_id}
+        if task_ids:
+            transaction.on_commit(lambda: _enqueue_downloads(task_ids))
+    return [r for r in results if r is not None]
+
+
+_compact_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def _existing_unique_ids(project_id: int, unique_ids: list[str]) -> dict[str, int]:
+    """{unique_id: task id} for those of `unique_ids` the project already has."""
+    existing: dict[str, int] = {}
+    for start in range(0, len(unique_ids), 5000):
+        chunk = unique_ids[start : start + 5000]
+        existing.update(Task.objects.filter(project_id=project_id, unique_id__in=chunk).values_list("unique_id", "id"))
+    return existing
+
+
+def _insert_url_tasks(batch: Batch, rows: list[tuple[str | None, str, str]]) -> list[int]:
+    """Insert pending URL tasks (unique_id, metadata as JSON text, url) and return their ids, in order.
+
+    This skips the ORM's per-object work: the ids are taken from the table's sequence
+    in one query, and the rows stream in with one COPY (a multi-row INSERT spends most of its time
+    parsing and planning the VALUES list). The tasks of one request share every column but those
+    three, so the shared values are prepared once from a prototype task.
+    """
+    if not rows:
+        return []
+    import psycopg2
+
+    prototype = Task(project_id=batch.project_id, batch=batch, status=TaskStatus.PENDING, created_at=timezone.now())
+    table = Task._meta.db_table
+    fields = [f for f in Task._meta.concrete_fields if f.attname not in ("unique_id", "metadata", "source_url")]
+    shared = "\t".join(_copy_value(f.get_db_prep_save(getattr(prototype, f.attname), connection)) for f in fields if not f.primary_key)
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields if not f.primary_key)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+        (sequence,) = cursor.fetchone()
+        cursor.execute("SELECT array_agg(nextval(%s::regclass)) FROM generate_series(1, %s)", [sequence, len(rows)])
+        (ids,) = cursor.fetchone()
+        # Escaping is needed only where a value holds a backslash, tab or line break: check the whole
+        # request once and skip the per-value work when none does (URLs and plain metadata never do).
+        everything = "".join(f"{unique_id or ''}{metadata}{url}" for unique_id, metadata, url in rows)
+        escape = _copy_value if any(char in everything for char in "\\\t\n\r") else _copy_plain_text
+        lines = (
+            f"{pk}\t{escape(unique_id)}\t{escape(metadata)}\t{escape(url)}\t{shared}\n"
+            for pk, (unique_id, metadata, url) in zip(ids, rows, strict=True)
+        )
+        try:
+            cursor.cursor.copy_expert(
+                f"COPY {connection.ops.quote_name(table)} (id, unique_id, metadata, source_url, {columns}) FROM STDIN",
+                _LineReader(lines, rows_per_read=1000),
+            )
+        except psycopg2.IntegrityError as error:  # the raw cursor's errors are not Django's: translate
+            raise IntegrityError(*error.args) from error
+    return ids
+
+
+class _LineReader:
+    """A file for COPY FROM STDIN that formats its lines as the driver reads them, `rows_per_read` at a
+    time, so the server parses and inserts the first rows while Python formats the next ones."""
+
+    def __init__(self, lines: Iterator[str], rows_per_read: int) -> None:
+        self.lines = lines
+        self.rows_per_read = rows_per_read
+
+    def read(self, size: int = -1) -> str:
+        return "".join(itertools.islice(self.lines, self.rows_per_read))
+
+
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def _copy_value(value: Any) -> str:
+    """One value in COPY's text format: \\N for NULL, t/f for booleans, escaped text otherwise."""
+    if value is None:
+        return "\\N"
+    if value is True or value is False:
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value).translate(_COPY_ESCAPES)
+
+
+def _copy_plain_text(value: str | None) -> str:
+    """_copy_value for text known to hold no backslash, tab or line break."""
+    return "\\N" if value is None else value
+
+
+def _text_problem(text: str, metadata: dict[str, Any], metadata_json: str) -> str | None:
+    """PostgreSQL text and jsonb hold neither NUL characters nor lone UTF-16 surrogates: say so per item.
+
+    `text` is the item's strings with `metadata_json` (where JSON writes a NUL as \\u0000) among them.
+    """
+    if "\x00" in text or ("\\u0000" in metadata_json and _contains_nul(metadata)):
+        return "image_url, unique_id and metadata must not contain NUL characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "image_url, unique_id and metadata must be valid Unicode (no lone surrogates)"
+    return None
+
+
+def _contains_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_contains_nul(k) or _contains_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_contains_nul(v) for v in value)
+    return False
+
+
+def _url_problem(url: Any) -> str | None:
+    if not isinstance(url, str) or not url:
+        return "image_url is required"
+    if len(url) > 2000:
+        return "image_url is longer than 2000 characters"
+    if not url.startswith(("http://", "https://")):
+        return "image_url must start with http:// or https://"
+    return None
+
+
+def _enqueue_downloads(task_ids: list[int]) -> None:
+    from . import jobs  # jobs imports services; import here to keep the module graph one-way
+
+    # One message from the request; the worker fans it out into download jobs of URL_JOB_CHUNK.
+    jobs.queue_downloads.delay(task_ids)
+
+
+def download_task_images(*, task_ids: Iterable[int]) -> None:
+    """Fetch the images of pending URL tasks. A task is claimed by a conditional update, so a
+    redelivered job skips what another already did; failures mark the task failed with the reason."""
+    for task_id in task_ids:
+        task = Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).only("id", "source_url").first()
+        if task is None:
+            continue
+        try:
+            data = assets.fetch(task.source_url)
+            asset, _ = assets.store(data)
+        except assets.Rejected as exc:
+            Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).update(status=TaskStatus.FAILED, error=str(exc)[:500])
+            continue
+        Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).update(asset=asset, status=TaskStatus.QUEUED)
+
+
+def cancel_task(*, task: Task) -> Task:
+    """Take a task out of the queue; its answers so far are kept."""
+    won = Task.objects.filter(pk=task.pk, status__in=[TaskStatus.PENDING, TaskStatus.QUEUED]).update(
+        status=TaskStatus.CANCELLED
+    )
+    task.refresh_from_db()
+    if not won:
+        raise IllegalTransition(f"task is {task.status}; only pending or queued tasks can be cancelled")
+    Lease.objects.filter(task=task).delete()
+    advance_batch(task.batch_id)
+    return task

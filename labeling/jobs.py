@@ -5,19 +5,19 @@ from typing import Any
 from celery import shared_task
 from celery.signals import worker_ready
 
-from . import exports, services, webhooks
+from . import exports, ingest, webhooks
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def download_images(task_ids: list[int]) -> None:
-    services.download_task_images(task_ids=task_ids)
+    ingest.download_task_images(task_ids=task_ids)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def queue_downloads(task_ids: list[int]) -> None:
     """Split a large URL upload into download jobs, so many workers can share it."""
-    for start in range(0, len(task_ids), services.URL_JOB_CHUNK):
-        download_images.delay(task_ids[start : start + services.URL_JOB_CHUNK])
+    for start in range(0, len(task_ids), ingest.URL_JOB_CHUNK):
+        download_images.delay(task_ids[start : start + ingest.URL_JOB_CHUNK])
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

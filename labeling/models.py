@@ -142,6 +142,10 @@ class BatchStatus(models.TextChoices):
     REJECTED = "rejected", "Rejected"
 
 
+# Batches whose tasks are handed out to annotators.
+LABELABLE_BATCH_STATUSES = (BatchStatus.FINALIZED, BatchStatus.LABELING)
+
+
 class BatchQuerySet(models.QuerySet["Batch"]):
     def alive(self) -> BatchQuerySet:
         return self.filter(deleted_at__isnull=True)

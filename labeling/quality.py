@@ -322,7 +322,7 @@ def relabel_annotator(*, project: Project, username: str) -> int:
 
 def _discard_and_requeue(task_ids: list[int], *, annotator_id: int | None = None) -> None:
     """Discard live answers (all, or one annotator's) on these tasks and put them back in the queue."""
-    from .services import resolve_task
+    from .consensus import resolve_task
 
     if not task_ids:
         return

@@ -36,7 +36,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import quality, services, webhooks
+from . import ingest, projects, quality, webhooks
 from .exceptions import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
 from .models import (
     Annotation,
@@ -556,7 +556,7 @@ class ProjectsView(ScaleView):
         if question:
             fields["question"] = question[:500]
         with transaction.atomic():
-            project = services.create_project(created_by=request.user, fields=fields,
+            project = projects.create_project(created_by=request.user, fields=fields,
                                               choices=_assign_hotkeys(choices, {}))
             project.scale_params = {"type": TASK_TYPE, "taxonomy_key": key or DEFAULT_TAXONOMY_KEY,
                                     "param_history": [_history_entry(params, 0)]}
@@ -590,7 +590,7 @@ class ProjectParamsView(ScaleView):
         # A project made through Winnow's own API starts its history with what it was before this change.
         history = list(scale.get("param_history") or [_history_entry(current_params(project, 0), 0)])
         with transaction.atomic():
-            project = services.update_project(project=project, fields=fields, choices=choices)
+            project = projects.update_project(project=project, fields=fields, choices=choices)
             history.append(_history_entry(params, len(history)))
             scale.update(type=TASK_TYPE, param_history=history)
             if key:
@@ -657,7 +657,7 @@ class BatchesView(ScaleView):
             raise Conflict(f"a batch named {name!r} already exists", code="duplicate")
         kind = BatchKind.CALIBRATION if calibration or self_label else BatchKind.PRODUCTION
         with transaction.atomic():
-            batch = services.create_batch(project=project, name=name, kind=kind, created_by=request.user,
+            batch = projects.create_batch(project=project, name=name, kind=kind, created_by=request.user,
                                           callback_url=callback)
             batch.metadata, batch.self_label = metadata, self_label
             batch.save(update_fields=["metadata", "self_label"])
@@ -673,7 +673,7 @@ class BatchFinalizeView(ScaleView):
     def post(self, request: Request, name: str) -> Response:
         batch = batch_by_name(request.user, name)
         require_role(request.user, batch.project, OWNER, "finalize batches")
-        return Response(batch_json(services.finalize_batch(batch=batch)))
+        return Response(batch_json(projects.finalize_batch(batch=batch)))
 
 
 class BatchStatusView(ScaleView):
@@ -740,7 +740,7 @@ class TaskCreateView(ScaleView):
         if unique_id is not None:
             item["unique_id"] = unique_id
         with transaction.atomic():
-            result = services.ingest_urls(batch=batch, items=[item])[0]
+            result = ingest.ingest_urls(batch=batch, items=[item])[0]
             if result["status"] == "duplicate":
                 raise Conflict(f"a task with unique_id {unique_id!r} already exists (task {result.get('task_id')})",
                                code="duplicate")
@@ -763,7 +763,7 @@ class TaskCancelView(ScaleView):
         require_role(request.user, task.project, OWNER, "cancel tasks")
         clear = parse_bool(request.query_params.get("clear_unique_id", "false"), "clear_unique_id")
         with transaction.atomic():
-            services.cancel_task(task=task)
+            ingest.cancel_task(task=task)
             if clear:
                 Task.objects.filter(pk=task.pk).update(unique_id=None)
         return Response(task_json(task_by_id(request.user, task_id), base_url=request.build_absolute_uri("/")))

@@ -11,7 +11,7 @@ POST signed with HMAC-SHA256 over the exact body, using the project's `webhook_s
 A receiver that does not answer 2xx is tried again after WEBHOOK_RETRY_BASE_SECONDS, then twice
 that, and so on (at most WEBHOOK_RETRY_MAX_DELAY_SECONDS apart) until WEBHOOK_RETRY_WINDOW_SECONDS
 (24 h) after the event; then the delivery is marked failed. Every URL passes the same address check
-as URL ingestion (`ingest.check_url`) before each attempt, so a webhook cannot reach the server's
+as URL ingestion (`assets.check_url`) before each attempt, so a webhook cannot reach the server's
 own network unless INGEST_ALLOWED_HOSTS names the host.
 
 Other modules call `emit` with one of `WebhookEvent`'s names; see docs/WEBHOOKS.md.
@@ -35,7 +35,7 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from django.utils import timezone
 
-from . import ingest
+from . import assets
 from .exceptions import Conflict, InvalidInput
 from .models import Batch, Delivery, DeliveryStatus, Project, Split, Task, Webhook, WebhookEvent, new_secret
 
@@ -89,8 +89,8 @@ def check_receiver_url(url: Any, *, field: str = "url") -> str:
     if len(url) > 2000:
         raise InvalidInput(f"{field} is longer than 2000 characters")
     try:
-        ingest.check_url(url)
-    except ingest.Rejected as exc:
+        assets.check_url(url)
+    except assets.Rejected as exc:
         raise InvalidInput(f"{field} {url!r} cannot receive callbacks: {exc}", code="bad_url") from exc
     return url
 
@@ -254,10 +254,10 @@ def _post(delivery: Delivery) -> tuple[int | None, str]:
     """POST the delivery once. Returns (HTTP status or None, what went wrong or "")."""
     body = body_bytes(delivery.payload)
     try:
-        ingest.check_url(delivery.url)  # again at send time: the name may resolve elsewhere now
-    except ingest.Rejected as exc:
+        assets.check_url(delivery.url)  # again at send time: the name may resolve elsewhere now
+    except assets.Rejected as exc:
         return None, f"refused: {exc}"
-    session = ingest.download_session()  # no proxies; the address each connection reaches is checked too
+    session = assets.download_session()  # no proxies; the address each connection reaches is checked too
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "Winnow webhooks",
@@ -275,7 +275,7 @@ def _post(delivery: Delivery) -> tuple[int | None, str]:
                 return code, f"HTTP {code}: redirects are not followed; point the webhook at the final URL"
             excerpt = response.raw.read(300, decode_content=True).decode("utf-8", "replace").strip()
             return code, f"HTTP {code}" + (f": {excerpt}" if excerpt else "")
-    except ingest.Rejected as exc:  # the name resolved inward after the check above (DNS rebinding)
+    except assets.Rejected as exc:  # the name resolved inward after the check above (DNS rebinding)
         return None, f"refused: {exc}"
     except requests.Timeout:
         return None, f"no answer within {settings.WEBHOOK_TIMEOUT_SECONDS:g} s"

@@ -21,7 +21,7 @@ from django.conf import settings
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from labeling import services
+from labeling import demo, ingest, projects
 from labeling.models import Batch, BatchKind, Project
 
 REPO = Path(__file__).resolve().parent.parent
@@ -42,7 +42,7 @@ CHOICES = [
 
 
 def png_bytes(seed: int, size: int = 48) -> bytes:
-    return services.demo_image(seed, size)
+    return demo.demo_image(seed, size)
 
 
 def jpeg_bytes(seed: int, size: int = 64) -> bytes:
@@ -122,14 +122,14 @@ def client_for() -> Callable[[Any], APIClient]:
 @pytest.fixture
 def project(alice: Any, bob: Any, dave: Any, carol: Any) -> Project:
     """Alice's project: bob and dave annotate, carol reviews. Overlap 1."""
-    project = services.create_project(
+    project = projects.create_project(
         created_by=alice,
         fields={"name": "Anime vs photo", "instructions": "Photo or anime?", "question": "Photo or anime?"},
         choices=CHOICES,
     )
-    services.add_member(project=project, username="bob", role="annotator")
-    services.add_member(project=project, username="dave", role="annotator")
-    services.add_member(project=project, username="carol", role="reviewer")
+    projects.add_member(project=project, username="bob", role="annotator")
+    projects.add_member(project=project, username="dave", role="annotator")
+    projects.add_member(project=project, username="carol", role="reviewer")
     return project
 
 
@@ -142,14 +142,14 @@ def make_batch(alice: Any) -> Callable[..., Batch]:
         if kind == BatchKind.PRODUCTION and not project.calibration_approved:
             project.calibration_approved_at = project.created_at
             project.save(update_fields=["calibration_approved_at"])
-        batch = services.create_batch(
+        batch = projects.create_batch(
             project=project, name=name or f"batch-{Batch.objects.count() + 1}", kind=kind, created_by=alice
         )
         files = [(f"img-{seed + i}.png", io.BytesIO(png_bytes(seed + i))) for i in range(n)]
-        results = services.ingest_files(batch=batch, files=files)
+        results = ingest.ingest_files(batch=batch, files=files)
         assert all(r["status"] == "created" for r in results), results
         if finalize:
-            services.finalize_batch(batch=batch)
+            projects.finalize_batch(batch=batch)
         batch.refresh_from_db()
         return batch
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from labeling import quality, services
+from labeling import answers, leasing, quality
 from labeling.models import Audit, Batch, Task
 
 pytestmark = pytest.mark.browser
@@ -13,8 +13,8 @@ pytestmark = pytest.mark.browser
 
 def label_all(project, annotator, label):
     choice = project.choices.get(label=label).pk
-    while (task := services.lease_next_task(project=project, annotator=annotator)) is not None:
-        services.submit_annotation(task=task, annotator=annotator, choice_id=choice, duration_ms=500)
+    while (task := leasing.lease_next_task(project=project, annotator=annotator)) is not None:
+        answers.submit_annotation(task=task, annotator=annotator, choice_id=choice, duration_ms=500)
 
 
 def wait_for_next(page, current):

@@ -2,7 +2,7 @@
 
 import pytest
 
-from labeling import services
+from labeling import answers, leasing
 from labeling.models import Batch
 
 pytestmark = pytest.mark.django_db
@@ -28,8 +28,8 @@ def test_calibration_cannot_be_approved_before_a_calibration_batch_is_labeled(pr
 def test_production_opens_once_calibration_is_labeled_and_approved(project, alice, bob, client_for, make_batch):
     batch = make_batch(project, 2)
     choice = project.choices.first()
-    while (task := services.lease_next_task(project=project, annotator=bob)) is not None:
-        services.submit_annotation(task=task, annotator=bob, choice_id=choice.pk, duration_ms=5)
+    while (task := leasing.lease_next_task(project=project, annotator=bob)) is not None:
+        answers.submit_annotation(task=task, annotator=bob, choice_id=choice.pk, duration_ms=5)
     batch.refresh_from_db()
     assert batch.status == "labeled"
     client = client_for(alice)

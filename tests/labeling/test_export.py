@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from labeling import services
+from labeling import answers, leasing, projects
 
 pytestmark = pytest.mark.django_db
 
@@ -18,8 +18,8 @@ def body(response):
 def test_json_and_ndjson_carry_every_task_with_its_answers(project, alice, bob, client_for, make_batch):
     make_batch(project, 3)
     anime = project.choices.get(label="Anime")
-    task = services.lease_next_task(project=project, annotator=bob)
-    services.submit_annotation(task=task, annotator=bob, choice_id=anime.pk, duration_ms=1200)
+    task = leasing.lease_next_task(project=project, annotator=bob)
+    answers.submit_annotation(task=task, annotator=bob, choice_id=anime.pk, duration_ms=1200)
     client = client_for(alice)
     response = client.get(f"/api/v1/projects/{project.pk}/export/?format=json")
     assert response.status_code == 200
@@ -64,17 +64,17 @@ def test_chunks_by_id_range_or_id_list_carry_only_their_own_tasks_answers(projec
     and sparse ones (read by id list) both give each task exactly its own answers."""
     from labeling import exports
 
-    other = services.create_project(created_by=alice, fields={"name": "other"},
+    other = projects.create_project(created_by=alice, fields={"name": "other"},
                                     choices=[{"label": "Q-yes", "hotkey": "1", "domain": "A"},
                                              {"label": "Q-no", "hotkey": "2", "domain": "B"}])
-    services.add_member(project=other, username="bob", role="annotator")
+    projects.add_member(project=other, username="bob", role="annotator")
     for target, n, seed in ((project, 1, 0), (other, 1, 10), (project, 1, 1), (project, 1, 2), (other, 10, 20),
                             (project, 1, 3)):
         make_batch(target, n, seed=seed)
     for target in (project, other):
         label = target.choices.order_by("id").first()
-        while (task := services.lease_next_task(project=target, annotator=bob)) is not None:
-            services.submit_annotation(task=task, annotator=bob, choice_id=label.pk, duration_ms=100)
+        while (task := leasing.lease_next_task(project=target, annotator=bob)) is not None:
+            answers.submit_annotation(task=task, annotator=bob, choice_id=label.pk, duration_ms=100)
     monkeypatch.setattr(exports, "CHUNK", 2)
     rows = json.loads(body(client_for(alice).get(f"/api/v1/projects/{project.pk}/export/?format=json")))
     ids = [r["id"] for r in rows]

@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from labeling import exports, services, splits
+from labeling import exports, ingest, projects, splits
 from labeling.models import Asset, Batch, BatchStatus, DecidedBy, Export, ExportStatus, Project, Split, Task, TaskStatus
 from tests.conftest import png_bytes, wait_for
 from tests.labeling.test_webhooks import answer_all
@@ -25,10 +25,10 @@ from tests.labeling.test_webhooks import answer_all
 @pytest.fixture
 def labeled(project: Project, make_batch: Callable[..., Batch], bob: Any, alice: Any) -> Project:
     """Two answered tasks (one named like a spreadsheet formula) and one still queued."""
-    batch = services.create_batch(project=project, name="first", kind="calibration", created_by=alice)
-    services.ingest_files(batch=batch, files=[("=HYPERLINK(evil).png", io.BytesIO(png_bytes(1))),
+    batch = projects.create_batch(project=project, name="first", kind="calibration", created_by=alice)
+    ingest.ingest_files(batch=batch, files=[("=HYPERLINK(evil).png", io.BytesIO(png_bytes(1))),
                                               ("plain.png", io.BytesIO(png_bytes(2)))])
-    services.finalize_batch(batch=batch)
+    projects.finalize_batch(batch=batch)
     answer_all(project, bob, label="Anime")
     make_batch(project, n=1, name="second", seed=50)
     return project
@@ -137,8 +137,8 @@ def test_unknown_formats_and_non_owners_are_refused(labeled: Project, bob: Any, 
 
 def approved_split(project: Project, alice: Any, *, approve: bool = True) -> Split:
     """Eight images answered A or B in an accepted batch, split half train and half test by hash."""
-    batch = services.create_batch(project=project, name="accepted", kind="calibration", created_by=alice)
-    services.ingest_files(batch=batch, files=[(f"{i}.png", io.BytesIO(png_bytes(100 + i))) for i in range(8)])
+    batch = projects.create_batch(project=project, name="accepted", kind="calibration", created_by=alice)
+    ingest.ingest_files(batch=batch, files=[(f"{i}.png", io.BytesIO(png_bytes(100 + i))) for i in range(8)])
     for i, task in enumerate(Task.objects.filter(batch=batch).order_by("id")):
         Task.objects.filter(pk=task.pk).update(status=TaskStatus.COMPLETED, decided_by=DecidedBy.SINGLE,
                                                final_choice=project.choices.get(domain="AB"[i % 2]), agreement=1.0)

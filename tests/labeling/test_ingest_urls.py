@@ -7,7 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from labeling import ingest, services
+from labeling import assets, ingest, projects
 from labeling.models import BatchKind, Task
 from tests.conftest import png_bytes, wait_for
 
@@ -144,7 +144,7 @@ def test_values_postgresql_cannot_store_are_refused_per_item_and_the_rest_kept(p
 def test_metadata_with_nan_is_refused_per_item(project, alice, make_batch):
     """The API's JSON parser refuses NaN already; the service also refuses it for other callers."""
     batch = make_batch(project, 0, finalize=False)
-    results = services.ingest_urls(batch=batch, items=[{"image_url": "https://e.org/1.png", "metadata": {"x": float("nan")}},
+    results = ingest.ingest_urls(batch=batch, items=[{"image_url": "https://e.org/1.png", "metadata": {"x": float("nan")}},
                                                        {"image_url": "https://e.org/2.png", "metadata": {"x": 1.5}}])
     assert [r["status"] for r in results] == ["rejected", "created"]
     assert "NaN" in results[0]["reason"]
@@ -188,7 +188,7 @@ def test_the_database_refuses_a_task_whose_project_is_not_its_batchs(project, ma
     from labeling.models import TaskStatus
 
     batch = make_batch(project, 0, finalize=False)
-    other = services.create_project(created_by=alice, fields={"name": "other"},
+    other = projects.create_project(created_by=alice, fields={"name": "other"},
                                     choices=[{"label": "x", "hotkey": "1", "domain": "A"}])
     with pytest.raises(IntegrityError), transaction.atomic():
         Task.objects.create(project=other, batch=batch, status=TaskStatus.PENDING, source_url="https://e.org/x.png")
@@ -209,24 +209,24 @@ def test_an_empty_task_list_says_what_to_send(project, alice, client_for, make_b
 )
 def test_inward_addresses_are_refused(url, settings):
     settings.INGEST_ALLOWED_HOSTS = []
-    with pytest.raises(ingest.Rejected, match="internal address"):
-        ingest.check_url(url)
+    with pytest.raises(assets.Rejected, match="internal address"):
+        assets.check_url(url)
 
 
 def test_the_allow_list_admits_a_named_internal_host(settings):
     settings.INGEST_ALLOWED_HOSTS = ["127.0.0.1"]
-    ingest.check_url("http://127.0.0.1:9/a.png")  # no exception
+    assets.check_url("http://127.0.0.1:9/a.png")  # no exception
 
 
 def test_a_download_job_run_twice_does_nothing_the_second_time(project, make_batch, settings):
     batch = make_batch(project, 0, finalize=False)
-    services.ingest_urls(batch=batch, items=[{"image_url": "http://127.0.0.1:9/a.png", "unique_id": "z"}])
+    ingest.ingest_urls(batch=batch, items=[{"image_url": "http://127.0.0.1:9/a.png", "unique_id": "z"}])
     task = Task.objects.get(unique_id="z")
     settings.INGEST_ALLOWED_HOSTS = []
-    services.download_task_images(task_ids=[task.pk])
+    ingest.download_task_images(task_ids=[task.pk])
     task.refresh_from_db()
     assert task.status == "failed" and "internal address" in task.error
-    services.download_task_images(task_ids=[task.pk])  # redelivered message
+    ingest.download_task_images(task_ids=[task.pk])  # redelivered message
     task.refresh_from_db()
     assert task.status == "failed"
 
@@ -236,7 +236,7 @@ def test_a_connection_that_lands_on_an_internal_address_is_refused_before_sendin
     checks the address it reached, so even a URL that skipped check_url cannot reach the inside."""
     port = image_server.split(":")[1]
     settings.INGEST_ALLOWED_HOSTS = []
-    with pytest.raises(ingest.Rejected, match="127.0.0.1 connected to 127.0.0.1, an internal address"):
-        ingest.download_session().get(f"http://127.0.0.1:{port}/img.png", timeout=5)
+    with pytest.raises(assets.Rejected, match="127.0.0.1 connected to 127.0.0.1, an internal address"):
+        assets.download_session().get(f"http://127.0.0.1:{port}/img.png", timeout=5)
     settings.INGEST_ALLOWED_HOSTS = ["localhost"]  # a host the admin allowed by name may be internal
-    assert ingest.download_session().get(f"http://localhost:{port}/img.png", timeout=5).content == IMAGE
+    assert assets.download_session().get(f"http://localhost:{port}/img.png", timeout=5).content == IMAGE

@@ -10,7 +10,7 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from labeling import services
+from labeling import answers, hotpath, leasing, projects
 from labeling.exceptions import Conflict
 from labeling.models import Annotation, BatchStatus, Lease, Membership, Role, Task, TaskStatus
 
@@ -169,7 +169,7 @@ def test_an_expired_lease_nobody_took_still_accepts_the_answer(project, bob, cli
 
 
 def test_a_choice_from_another_project_is_refused(project, alice, bob, client_for, make_batch):
-    other = services.create_project(
+    other = projects.create_project(
         created_by=alice, fields={"name": "Other"},
         choices=[{"label": "X", "hotkey": "x", "domain": "A"}, {"label": "Y", "hotkey": "y", "domain": "B"}],
     )
@@ -233,7 +233,7 @@ def test_a_skipped_task_comes_back_after_the_cooldown(project, bob, client_for, 
     task_id = next_task(client, project).data["id"]
     client.post(f"/api/v1/tasks/{task_id}/skip/")
     assert next_task(client, project).status_code == 204
-    Lease.objects.filter(annotator=bob).update(skipped_at=timezone.now() - services.SKIP_COOLDOWN - timedelta(seconds=1))
+    Lease.objects.filter(annotator=bob).update(skipped_at=timezone.now() - leasing.SKIP_COOLDOWN - timedelta(seconds=1))
     response = next_task(client, project)
     assert response.status_code == 200 and response.data["id"] == task_id
     assert Lease.objects.get(annotator=bob).skipped_at is None
@@ -352,7 +352,7 @@ def test_bulk_answers_report_each_item_and_store_only_the_good_ones(project, ali
 def test_bulk_refuses_an_empty_or_oversized_list_and_non_members(project, bob, mallory, client_for, make_batch):
     url = f"/api/v1/projects/{project.pk}/annotations/bulk/"
     assert client_for(bob).post(url, {"answers": []}, format="json").status_code == 400
-    too_many = [{"task": 1, "choice": 1}] * (services.MAX_BULK_ANSWERS + 1)
+    too_many = [{"task": 1, "choice": 1}] * (answers.MAX_BULK_ANSWERS + 1)
     assert client_for(bob).post(url, {"answers": too_many}, format="json").status_code == 400
     assert client_for(mallory).post(url, {"answers": [{"task": 1, "choice": 1}]}, format="json").status_code == 403
 
@@ -390,10 +390,10 @@ def test_fifty_threads_leasing_and_answering_make_exactly_overlap_answers_per_ta
     def work(user) -> None:
         try:
             start.wait()
-            while (task := services.lease_next_task(project=project, annotator=user)) is not None:
+            while (task := leasing.lease_next_task(project=project, annotator=user)) is not None:
                 # Agreeing answers per task, so no tie asks for an extra annotator.
                 try:
-                    services.submit_annotation(task=task, annotator=user, choice_id=choices[task.pk % 3], duration_ms=5)
+                    answers.submit_annotation(task=task, annotator=user, choice_id=choices[task.pk % 3], duration_ms=5)
                 except Conflict:
                     pass  # the other tab answered first, or the task closed: ask again
         except BaseException as exc:  # report it in the main thread
@@ -423,7 +423,7 @@ def test_the_hand_built_leased_task_matches_the_declared_serializer(project, bob
     from labeling.api import LeasedTaskSerializer
 
     make_batch(project, 1)
-    task = services.lease_next_task(project=project, annotator=bob)
+    task = leasing.lease_next_task(project=project, annotator=bob)
     task.metadata = {"camera": "x", "n": [1, 2]}
     serializer = LeasedTaskSerializer(task, context={"request": Request(rf.get("/", HTTP_HOST="127.0.0.1"))})
     assert serializer.to_representation(task) == dict(serializers.ModelSerializer.to_representation(serializer, task))
@@ -453,7 +453,7 @@ def test_two_submits_waiting_on_one_task_lock_store_one_answer(project, bob, mak
     """Two tabs send an answer while a third transaction holds the task's row lock: the one that gets the
     lock second must see the first one's committed answer (read after the lock), not insert a second."""
     make_batch(project, 1)
-    task = services.lease_next_task(project=project, annotator=bob)
+    task = leasing.lease_next_task(project=project, annotator=bob)
     first, second = list(project.choices.values_list("id", flat=True))[:2]
     outcomes: list[str] = []
     start = threading.Barrier(3)
@@ -461,7 +461,7 @@ def test_two_submits_waiting_on_one_task_lock_store_one_answer(project, bob, mak
     def submit(choice_id: int) -> None:
         try:
             start.wait()
-            _, created = services.submit_annotation(task=task.pk, annotator=bob, choice_id=choice_id, duration_ms=5)
+            _, created = answers.submit_annotation(task=task.pk, annotator=bob, choice_id=choice_id, duration_ms=5)
             outcomes.append("created" if created else "duplicate")
         except Conflict as exc:
             outcomes.append(exc.code)
@@ -524,7 +524,6 @@ def test_ids_too_large_for_the_database_are_404_and_400_not_errors(project, bob,
 
 def test_the_lease_statement_looks_tasks_up_by_key_whatever_the_table_statistics(project, make_batch, bob):
     """Right after a bulk import the planner has no fresh statistics; the lease must not scan every task."""
-    from labeling import services
 
     batch = make_batch(project, 3)
     template = batch.tasks.first()
@@ -537,7 +536,7 @@ def test_the_lease_statement_looks_tasks_up_by_key_whatever_the_table_statistics
                        f"SELECT {', '.join('t.' + c for c in columns)} FROM labeling_task t, generate_series(1, 40000) "
                        "WHERE t.id = %s", [template.pk])
         now = timezone.now()
-        cursor.execute("EXPLAIN " + services._LEASE_CALL_SQL,
+        cursor.execute("EXPLAIN " + hotpath.LEASE_CALL,
                        [project.pk, bob.pk, 1, 1, ["finalized", "labeling"], now, now, now])
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert "Index Scan using labeling_task_pkey" in plan, plan

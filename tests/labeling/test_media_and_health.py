@@ -7,7 +7,7 @@ import pytest
 from django.conf import settings
 from django.utils import timezone
 
-from labeling import services
+from labeling import ingest, projects
 from labeling.models import Asset
 from labeling.views import may_read_media
 from tests.conftest import CHOICES
@@ -31,13 +31,13 @@ def test_images_are_private_to_the_members_of_a_project_that_uses_them(project, 
     image, thumb = f"/media/{task.asset.file.name}", f"/media/{task.asset.thumbnail.name}"
     for user in (alice, bob):
         assert client_for(user).get(image).status_code == 200 and client_for(user).get(thumb).status_code == 200
-    other = services.create_project(created_by=mallory, fields={"name": "Mallory's"}, choices=CHOICES)
+    other = projects.create_project(created_by=mallory, fields={"name": "Mallory's"}, choices=CHOICES)
     assert client_for(mallory).get(image).status_code == 404  # a member of another project only
     assert client_for(mallory).get(thumb).status_code == 404
     # The same picture uploaded to mallory's project is hers to see too (one stored copy, content-addressed).
-    batch = services.create_batch(project=other, name="same picture", kind="calibration", created_by=mallory)
+    batch = projects.create_batch(project=other, name="same picture", kind="calibration", created_by=mallory)
     with task.asset.file.open("rb") as handle:
-        services.ingest_files(batch=batch, files=[("again.png", handle)])
+        ingest.ingest_files(batch=batch, files=[("again.png", handle)])
     assert Asset.objects.count() == 1
     assert client_for(mallory).get(image).status_code == 200
     project.deleted_at = timezone.now()

@@ -65,12 +65,12 @@ def test_an_owner_reorders_and_swaps_hotkeys_without_losing_choice_ids(project, 
 
 
 def test_it_refuses_to_delete_a_choice_that_has_answers(project, alice, bob, client_for, make_batch):
-    from labeling import services
+    from labeling import answers, leasing
 
     make_batch(project, 1)
-    task = services.lease_next_task(project=project, annotator=bob)
+    task = leasing.lease_next_task(project=project, annotator=bob)
     anime = project.choices.get(label="Anime")
-    services.submit_annotation(task=task, annotator=bob, choice_id=anime.pk, duration_ms=10)
+    answers.submit_annotation(task=task, annotator=bob, choice_id=anime.pk, duration_ms=10)
     response = client_for(alice).patch(
         f"/api/v1/projects/{project.pk}/", {"choices": [CHOICES[0], CHOICES[2]]}, format="json"
     )

@@ -5,21 +5,21 @@ import threading
 import pytest
 from django.db import connection, transaction
 
-from labeling import quality, services
+from labeling import answers, leasing, projects, quality
 from labeling.models import Audit, Batch, Task
 
 
 @pytest.mark.django_db(transaction=True)
 def test_two_reviewers_finishing_the_last_two_audits_at_once_decide_the_batch(project, bob, carol, make_user, make_batch):
     make_user("erin")
-    services.add_member(project=project, username="erin", role="reviewer")
+    projects.add_member(project=project, username="erin", role="reviewer")
     erin = project.memberships.get(user__username="erin").user
     project.gold_rate, project.max_error_rate = 0, 0.7
     project.save()
     batch = make_batch(project, 2, kind="production", seed=4000)
     anime = project.choices.get(label="Anime").pk
-    while (task := services.lease_next_task(project=project, annotator=bob)) is not None:
-        services.submit_annotation(task=task, annotator=bob, choice_id=anime, duration_ms=500)
+    while (task := leasing.lease_next_task(project=project, annotator=bob)) is not None:
+        answers.submit_annotation(task=task, annotator=bob, choice_id=anime, duration_ms=500)
     _, audits = quality.draw_audit_sample(batch=Batch.objects.get(pk=batch.pk), size=2, seed=9)
     both_checked = threading.Barrier(2, timeout=20)
     errors = []

@@ -6,7 +6,7 @@ import threading
 import pytest
 from django.db import connection
 
-from labeling import quality, services
+from labeling import answers, ingest, leasing, projects, quality
 from labeling.models import Audit, Batch, Membership, Task
 
 pytestmark = pytest.mark.django_db
@@ -15,8 +15,8 @@ pytestmark = pytest.mark.django_db
 def label_all(project, annotator, pick):
     """Lease and answer every task the annotator can get; `pick(task)` returns a choice label."""
     choices = {c.label: c.pk for c in project.choices.all()}
-    while (task := services.lease_next_task(project=project, annotator=annotator)) is not None:
-        services.submit_annotation(task=task, annotator=annotator, choice_id=choices[pick(task)], duration_ms=800)
+    while (task := leasing.lease_next_task(project=project, annotator=annotator)) is not None:
+        answers.submit_annotation(task=task, annotator=annotator, choice_id=choices[pick(task)], duration_ms=800)
 
 
 def choice_id(project, label):
@@ -223,11 +223,11 @@ def test_annotators_and_strangers_cannot_audit(labeled_production, project, alic
 @pytest.mark.django_db(transaction=True)
 def test_two_reviewers_auditing_one_task_at_once_count_once(project, alice, bob, carol, make_user, make_batch):
     erin = make_user("erin")
-    services.add_member(project=project, username="erin", role="reviewer")
+    projects.add_member(project=project, username="erin", role="reviewer")
     batch = make_batch(project, 4, kind="calibration", seed=1000)
     label_all(project, bob, lambda t: "Photorealistic")
     quality.set_gold(task=batch.tasks.first(), choice_id=choice_id(project, "Photorealistic"))
-    services.approve_calibration(project=project)
+    projects.approve_calibration(project=project)
     project.gold_rate = 0
     project.save()
     production = make_batch(project, 6, kind="production", seed=1100)
@@ -302,11 +302,11 @@ def test_gold_goes_between_tasks_even_when_a_whole_upload_shares_one_timestamp(r
     project.refresh_from_db()
     project.gold_rate = 0.1
     project.save()
-    batch = services.create_batch(project=project, name="scraped", kind="production", created_by=alice)
-    services.ingest_urls(batch=batch, items=[{"image_url": f"http://127.0.0.1:9/{i}.png"} for i in range(40)])
+    batch = projects.create_batch(project=project, name="scraped", kind="production", created_by=alice)
+    ingest.ingest_urls(batch=batch, items=[{"image_url": f"http://127.0.0.1:9/{i}.png"} for i in range(40)])
     regular = batch.tasks.filter(is_gold=False)
     assert regular.values("created_at").distinct().count() == 1  # one request, one timestamp
-    services.finalize_batch(batch=batch)
+    projects.finalize_batch(batch=batch)
 
     in_lease_order = list(batch.tasks.order_by("created_at", "id").values_list("is_gold", "created_at"))
     assert sum(gold for gold, _ in in_lease_order) == 4

@@ -2,7 +2,7 @@
 
 import pytest
 
-from labeling import quality, services
+from labeling import answers, leasing, projects, quality
 from labeling.exceptions import NotAllowed
 from labeling.models import Annotation, Membership
 
@@ -14,11 +14,11 @@ def gold_project(project, alice, bob, make_batch):
     """Four calibration tasks answered by bob and confirmed Photorealistic; production batches are half gold."""
     batch = make_batch(project, 4, kind="calibration", seed=3000)
     photo = project.choices.get(label="Photorealistic").pk
-    while (task := services.lease_next_task(project=project, annotator=bob)) is not None:
-        services.submit_annotation(task=task, annotator=bob, choice_id=photo, duration_ms=500)
+    while (task := leasing.lease_next_task(project=project, annotator=bob)) is not None:
+        answers.submit_annotation(task=task, annotator=bob, choice_id=photo, duration_ms=500)
     for task in batch.tasks.all():
         quality.set_gold(task=task, choice_id=photo)
-    services.approve_calibration(project=project)
+    projects.approve_calibration(project=project)
     project.gold_rate, project.min_gold_answers, project.min_gold_accuracy = 1.0, 2, 0.9
     project.save()
     return project
@@ -30,12 +30,12 @@ def answer_until_paused(project, annotator, label):
     gold = 0
     while True:
         try:
-            task = services.lease_next_task(project=project, annotator=annotator)
+            task = leasing.lease_next_task(project=project, annotator=annotator)
         except NotAllowed:
             return gold
         if task is None:
             return gold
-        services.submit_annotation(task=task, annotator=annotator, choice_id=choice, duration_ms=500)
+        answers.submit_annotation(task=task, annotator=annotator, choice_id=choice, duration_ms=500)
         gold += task.is_gold
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from labeling import quality, services
+from labeling import answers, leasing, projects, quality
 from labeling.models import Audit, Batch, Membership, Task
 
 pytestmark = pytest.mark.django_db
@@ -15,8 +15,8 @@ def sampled(project, bob, make_batch):
     project.save()
     batch = make_batch(project, 4, kind="production", seed=5000)
     anime = project.choices.get(label="Anime").pk
-    while (task := services.lease_next_task(project=project, annotator=bob)) is not None:
-        services.submit_annotation(task=task, annotator=bob, choice_id=anime, duration_ms=500)
+    while (task := leasing.lease_next_task(project=project, annotator=bob)) is not None:
+        answers.submit_annotation(task=task, annotator=bob, choice_id=anime, duration_ms=500)
     batch, audits = quality.draw_audit_sample(batch=Batch.objects.get(pk=batch.pk), size=2, seed=1)
     return batch, audits
 
@@ -87,7 +87,7 @@ def test_a_wrong_verdict_without_the_right_choice_is_400_and_stores_nothing(samp
 
 def test_a_choice_from_another_project_is_refused(sampled, project, alice, carol, client_for):
     _, audits = sampled
-    other = services.create_project(
+    other = projects.create_project(
         created_by=alice, fields={"name": "Other"},
         choices=[{"label": "X", "hotkey": "1", "domain": "A"}, {"label": "Y", "hotkey": "2", "domain": "B"}],
     )
@@ -130,8 +130,8 @@ def test_an_audit_sized_from_a_width_shows_its_plan_first(project, alice, bob, c
     project.save()
     batch = make_batch(project, 30, kind="production", seed=5100)
     anime = project.choices.get(label="Anime").pk
-    while (task := services.lease_next_task(project=project, annotator=bob)) is not None:
-        services.submit_annotation(task=task, annotator=bob, choice_id=anime, duration_ms=500)
+    while (task := leasing.lease_next_task(project=project, annotator=bob)) is not None:
+        answers.submit_annotation(task=task, annotator=bob, choice_id=anime, duration_ms=500)
     client = client_for(alice)
     plan = client.get(f"/api/v1/batches/{batch.pk}/audit/?width=0.05").data
     assert plan["requested"] > 30 and plan["size"] == 30  # capped at what the batch has
@@ -161,8 +161,8 @@ def test_annotators_cannot_list_or_read_tasks_so_gold_and_others_answers_stay_hi
     """An annotator who could list tasks would see `is_gold` and how others answered."""
     batch = make_batch(project, 4, kind="calibration", seed=5200)
     photo = project.choices.get(label="Photorealistic").pk
-    while (task := services.lease_next_task(project=project, annotator=bob)) is not None:
-        services.submit_annotation(task=task, annotator=bob, choice_id=photo, duration_ms=500)
+    while (task := leasing.lease_next_task(project=project, annotator=bob)) is not None:
+        answers.submit_annotation(task=task, annotator=bob, choice_id=photo, duration_ms=500)
     gold = batch.tasks.first()
     quality.set_gold(task=gold, choice_id=photo)
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from labeling import quality, services
+from labeling import answers, leasing, quality
 from labeling.models import Audit, Batch, Task
 
 pytestmark = pytest.mark.django_db
@@ -15,8 +15,8 @@ def test_sending_answers_back_during_an_audit_abandons_it_and_the_next_audit_is_
     project.save()
     batch = make_batch(project, 4, kind="production", seed=6000)
     anime = project.choices.get(label="Anime").pk
-    while (task := services.lease_next_task(project=project, annotator=dave)) is not None:
-        services.submit_annotation(task=task, annotator=dave, choice_id=anime, duration_ms=500)
+    while (task := leasing.lease_next_task(project=project, annotator=dave)) is not None:
+        answers.submit_annotation(task=task, annotator=dave, choice_id=anime, duration_ms=500)
     batch, audits = quality.draw_audit_sample(batch=Batch.objects.get(pk=batch.pk), size=2, seed=3)
     assert batch.status == "audited"
 
@@ -30,8 +30,8 @@ def test_sending_answers_back_during_an_audit_abandons_it_and_the_next_audit_is_
     assert response.status_code == 409 and response.data["code"] == "not_sampled"
     assert client_for(carol).get(f"/api/v1/projects/{project.pk}/audits/").data == []
 
-    while (task := services.lease_next_task(project=project, annotator=bob)) is not None:
-        services.submit_annotation(task=task, annotator=bob, choice_id=anime, duration_ms=500)
+    while (task := leasing.lease_next_task(project=project, annotator=bob)) is not None:
+        answers.submit_annotation(task=task, annotator=bob, choice_id=anime, duration_ms=500)
     batch.refresh_from_db()
     assert batch.status == "labeled"
     batch, fresh = quality.draw_audit_sample(batch=batch, size=2, seed=4)

@@ -21,7 +21,7 @@ from scaleapi.exceptions import (
 )
 from scaleapi.tasks import TaskReviewStatus, TaskStatus, TaskType
 
-from labeling import services
+from labeling import projects
 from labeling.models import Batch, BatchKind, Project, Task
 from labeling.models import TaskStatus as WinnowTaskStatus
 from tests.conftest import wait_for
@@ -72,7 +72,7 @@ def test_a_scale_rapid_script_runs_unchanged(
                                                                           ("neither", "excluded")]
         assert client.get_project(name).params["domains"] == {"photo": "A", "anime": "B", "neither": "excluded"}
         assert name in [p.name for p in client.get_projects()]
-        services.add_member(project=project, username="bob", role="annotator")
+        projects.add_member(project=project, username="bob", role="annotator")
 
         # A calibration batch of three URL tasks with callbacks.
         calibration = client.create_batch(name, "calibration 1/2", calibration_batch=True, metadata={"round": 1})
@@ -126,7 +126,7 @@ def test_a_scale_rapid_script_runs_unchanged(
         # No production before the calibration is approved; then production runs like calibration.
         with pytest.raises(ScaleInvalidRequest, match="calibration"):
             client.create_batch(name, "production/1")
-        services.approve_calibration(project=project)
+        projects.approve_calibration(project=project)
         production = client.create_batch(name, "production/1", callback=f"{host.url}/batch-done")
         assert production.status == "staging"
         for i in range(10, 14):

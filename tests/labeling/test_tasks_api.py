@@ -2,7 +2,7 @@
 
 import pytest
 
-from labeling import services
+from labeling import answers, leasing
 
 pytestmark = pytest.mark.django_db
 
@@ -10,8 +10,8 @@ pytestmark = pytest.mark.django_db
 def test_tasks_list_by_batch_and_status_with_cursor_pages(project, alice, bob, client_for, make_batch):
     first = make_batch(project, 5, seed=0)
     make_batch(project, 3, seed=100)
-    task = services.lease_next_task(project=project, annotator=bob)
-    services.submit_annotation(task=task, annotator=bob, choice_id=project.choices.first().pk, duration_ms=9)
+    task = leasing.lease_next_task(project=project, annotator=bob)
+    answers.submit_annotation(task=task, annotator=bob, choice_id=project.choices.first().pk, duration_ms=9)
     client = client_for(alice)
     page = client.get(f"/api/v1/tasks/?batch={first.pk}&page_size=2")
     assert page.status_code == 200

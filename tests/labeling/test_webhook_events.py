@@ -2,7 +2,7 @@
 
 import pytest
 
-from labeling import quality, services
+from labeling import answers, leasing, quality
 from labeling.models import Delivery, Webhook
 
 pytestmark = pytest.mark.django_db
@@ -18,8 +18,8 @@ def hook(project, alice):
 
 def answer_all(project, user, label):
     choice = project.choices.get(label=label).pk
-    while (task := services.lease_next_task(project=project, annotator=user)) is not None:
-        services.submit_annotation(task=task, annotator=user, choice_id=choice, duration_ms=10)
+    while (task := leasing.lease_next_task(project=project, annotator=user)) is not None:
+        answers.submit_annotation(task=task, annotator=user, choice_id=choice, duration_ms=10)
 
 
 def test_an_audit_decision_sends_batch_audited_with_the_figures(hook, project, bob, carol, make_batch):

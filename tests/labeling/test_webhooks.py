@@ -13,7 +13,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from labeling import services, webhooks
+from labeling import answers, ingest, leasing, webhooks
 from labeling.models import Batch, Delivery, DeliveryStatus, Project, Task, TaskStatus, Webhook
 from tests.conftest import png_bytes, wait_for
 
@@ -89,8 +89,8 @@ def answer_all(project: Project, annotator: Any, label: str = "Photorealistic") 
     """Answer every task the annotator is handed, with `label`. Returns how many were answered."""
     choice = project.choices.get(label=label)
     count = 0
-    while (task := services.lease_next_task(project=project, annotator=annotator)) is not None:
-        services.submit_annotation(task=task, annotator=annotator, choice_id=choice.pk, duration_ms=500)
+    while (task := leasing.lease_next_task(project=project, annotator=annotator)) is not None:
+        answers.submit_annotation(task=task, annotator=annotator, choice_id=choice.pk, duration_ms=500)
         count += 1
     return count
 
@@ -388,11 +388,11 @@ def test_cancelling_the_last_open_task_reports_the_batch_labeled(project: Projec
                                                                  bob: Any, alice: Any, allow_localhost: None) -> None:
     webhooks.create_webhook(project=project, url="http://localhost:9/hook", events=["batch.labeled"], created_by=alice)
     batch = make_batch(project, n=2)
-    task = services.lease_next_task(project=project, annotator=bob)
-    services.submit_annotation(task=task, annotator=bob, choice_id=project.choices.first().pk, duration_ms=10)
+    task = leasing.lease_next_task(project=project, annotator=bob)
+    answers.submit_annotation(task=task, annotator=bob, choice_id=project.choices.first().pk, duration_ms=10)
     assert Delivery.objects.count() == 0
 
-    services.cancel_task(task=Task.objects.filter(batch=batch, status=TaskStatus.QUEUED).get())
+    ingest.cancel_task(task=Task.objects.filter(batch=batch, status=TaskStatus.QUEUED).get())
 
     [delivery] = Delivery.objects.all()
     assert delivery.event == "batch.labeled"
@@ -445,8 +445,8 @@ def test_a_completed_tasks_body_is_built_when_first_sent_and_kept(
     """Completing a task only records the delivery; the worker builds the task's body once, then retries resend it."""
     webhooks.create_webhook(project=project, url=receiver.url + "/hook", events=["task.completed"], created_by=alice)
     make_batch(project, n=2)
-    task = services.lease_next_task(project=project, annotator=bob)
-    services.submit_annotation(task=task, annotator=bob, choice_id=project.choices.get(label="Anime").pk, duration_ms=5)
+    task = leasing.lease_next_task(project=project, annotator=bob)
+    answers.submit_annotation(task=task, annotator=bob, choice_id=project.choices.get(label="Anime").pk, duration_ms=5)
     [delivery] = Delivery.objects.all()
     assert delivery.payload["data"] == {webhooks.DEFERRED: {"builder": "task_completed", "id": task.pk}}
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from labeling import services, splits
+from labeling import ingest, projects, splits
 from labeling.models import Batch, BatchStatus, Choice, DecidedBy, Project, Split, Task, TaskStatus
 from training import services as services_training
 from training.models import Run, RunStatus
@@ -55,13 +55,13 @@ def accepted_batch(alice: Any) -> Callable[..., Batch]:
 
     def make(project: Project, labels: str, *, status: str = BatchStatus.ACCEPTED,
              agreements: Sequence[float | None] | None = None, name: str | None = None) -> Batch:
-        batch = services.create_batch(project=project, name=name or f"accepted-{Batch.objects.count() + 1}",
+        batch = projects.create_batch(project=project, name=name or f"accepted-{Batch.objects.count() + 1}",
                                       kind="calibration", created_by=alice)
         files = []
         for _ in labels:
             counter["seed"] += 1
             files.append((f"img-{counter['seed']}.png", io.BytesIO(noise_png(counter["seed"]))))
-        results = services.ingest_files(batch=batch, files=files)
+        results = ingest.ingest_files(batch=batch, files=files)
         assert all(r["status"] == "created" for r in results), results
         domains = {"A": "A", "B": "B", "-": "excluded"}
         tasks = list(Task.objects.filter(batch=batch).order_by("id"))

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from labeling import services
+from labeling import demo, ingest, projects
 from labeling.models import BatchKind, Project
 
 USERS = [("alice", "owner"), ("bob", "annotator"), ("dave", "annotator"), ("carol", "reviewer")]
@@ -56,7 +56,7 @@ class Command(BaseCommand):
         project = Project.objects.alive().filter(name="Anime vs photo").first()
         if project is None:
             with transaction.atomic():
-                project = services.create_project(
+                project = projects.create_project(
                     created_by=users["alice"],
                     fields={
                         "name": "Anime vs photo",
@@ -68,13 +68,13 @@ class Command(BaseCommand):
                     choices=CHOICES,
                 )
                 for username, role in USERS[1:]:
-                    services.add_member(project=project, username=username, role=role)
-                batch = services.create_batch(
+                    projects.add_member(project=project, username=username, role=role)
+                batch = projects.create_batch(
                     project=project, name="Calibration 1", kind=BatchKind.CALIBRATION, created_by=users["alice"]
                 )
-                files = [(f"demo-{i:02d}.png", io.BytesIO(services.demo_image(i))) for i in range(24)]
-                services.ingest_files(batch=batch, files=files)
-                services.finalize_batch(batch=batch)
+                files = [(f"demo-{i:02d}.png", io.BytesIO(demo.demo_image(i))) for i in range(24)]
+                ingest.ingest_files(batch=batch, files=files)
+                projects.finalize_batch(batch=batch)
             self.stdout.write(f"created the demo project {project.name!r} (id {project.pk})")
         self.stdout.write("demo logins (password for all: " + PASSWORD + "):")
         for username, role in USERS:

@@ -7,7 +7,7 @@ import threading
 import pytest
 from django.db import connection
 
-from labeling import prepared
+from labeling import hotpath
 
 pytestmark = pytest.mark.django_db
 
@@ -20,7 +20,7 @@ def prepared_names() -> set[str]:
 
 def add(a: int, b: int) -> int:
     with connection.cursor() as cursor:
-        prepared.execute(cursor, "winnow_test_add", "SELECT %s::int + %s::int", [a, b])
+        hotpath.execute(cursor, "winnow_test_add", "SELECT %s::int + %s::int", [a, b])
         return cursor.fetchone()[0]
 
 
@@ -58,12 +58,12 @@ def test_each_thread_prepares_on_its_own_connection():
 
 def test_placeholders_and_values_must_match():
     with connection.cursor() as cursor, pytest.raises(ValueError, match="2 placeholders for 1 parameters"):
-        prepared.execute(cursor, "winnow_test_mismatch", "SELECT %s::int + %s::int", [1])
+        hotpath.execute(cursor, "winnow_test_mismatch", "SELECT %s::int + %s::int", [1])
 
 
 def test_switched_off_the_sql_runs_unprepared(settings):
     settings.WINNOW_PREPARED_STATEMENTS = False
     with connection.cursor() as cursor:
-        prepared.execute(cursor, "winnow_test_off", "SELECT %s::int * 2", [21])
+        hotpath.execute(cursor, "winnow_test_off", "SELECT %s::int * 2", [21])
         assert cursor.fetchone()[0] == 42
     assert "winnow_test_off" not in prepared_names()
