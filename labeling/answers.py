@@ -264,7 +264,7 @@ def annotator_progress(*, project: Project, annotator: AbstractBaseUser) -> dict
     The batch counts are shared by every annotator of the project and cost a scan of its open
     batches, so they are cached for `PROGRESS_CACHE_SECONDS`; the annotator's own count is exact.
     `gold_accuracy` is the annotator's gold accuracy as a share, in whole blocks of gold answers
-    (`quality.shown_gold_accuracy`); None before the first block.
+    (`reports.shown_gold_accuracy`); None before the first block.
     """
     key = f"winnow:progress:{project.pk}"
     batches = cache.get(key)
@@ -299,7 +299,7 @@ def annotator_progress(*, project: Project, annotator: AbstractBaseUser) -> dict
 
 def _gold_accuracy(project: Project, annotator: AbstractBaseUser) -> float | None:
     """The share the annotator page shows; `GET …/me/` has the whole figure (recent, answers)."""
-    from . import quality
+    from . import reports
 
-    shown = quality.shown_gold_accuracy(project=project, annotator=annotator)
+    shown = reports.shown_gold_accuracy(project=project, annotator=annotator)
     return shown["overall"] if shown else None

@@ -17,7 +17,7 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from . import quality
+from . import quality, reports
 from .models import Batch, Membership, Project, Role, Task
 from .permissions import role_in
 from .serializers import media_url
@@ -105,7 +105,7 @@ def task_audit(request: Request, pk: int) -> Response:
 def calibration_report(request: Request, pk: int) -> Response:
     project = _project(pk)
     _require(request, project, OWNER, "read the calibration report")
-    return Response(quality.calibration_report(project=project))
+    return Response(reports.calibration_report(project=project))
 
 
 @extend_schema(responses=dict)
@@ -114,7 +114,7 @@ def annotators(request: Request, pk: int) -> Response:
     """Members with answer counts, gold accuracy (overall and recent), median time and paused flag."""
     project = _project(pk)
     _require(request, project, OWNER, "see annotator scores")
-    return Response(quality.annotator_table(project=project))
+    return Response(reports.annotator_table(project=project))
 
 
 @extend_schema(responses=dict)
@@ -129,7 +129,7 @@ def me(request: Request, pk: int) -> Response:
     membership = Membership.objects.filter(project=project, user=request.user).first()
     if membership is None:  # role_in cached a membership removed since: answer as for a stranger
         raise PermissionDenied("you are not a member of this project")
-    return Response(quality.my_standing(project=project, membership=membership))
+    return Response(reports.my_standing(project=project, membership=membership))
 
 
 @extend_schema(request=None, responses=dict)
@@ -163,7 +163,7 @@ def batch_audit(request: Request, pk: int) -> Response:
     body = DrawSerializer(data=source)
     body.is_valid(raise_exception=True)
     if request.method == "GET":
-        return Response(quality.audit_plan(batch=batch, size=body.validated_data.get("size"),
+        return Response(reports.audit_plan(batch=batch, size=body.validated_data.get("size"),
                                            width=body.validated_data.get("width")))
     batch, audits = quality.draw_audit_sample(batch=batch, **body.validated_data)
     return Response(
@@ -178,7 +178,7 @@ def batch_audit(request: Request, pk: int) -> Response:
 def batch_quality(request: Request, pk: int) -> Response:
     batch = _batch(pk)
     _require(request, batch.project, REVIEWERS, "read quality figures")
-    return Response(quality.batch_quality(batch=batch))
+    return Response(reports.batch_quality(batch=batch))
 
 
 @extend_schema(request=RelabelSerializer, responses=dict)
@@ -199,7 +199,7 @@ def batch_consensus(request: Request, pk: int) -> Response:
     """Dawid–Skene estimates beside the majority answer, with low-agreement flags."""
     batch = _batch(pk)
     _require(request, batch.project, REVIEWERS, "read consensus estimates")
-    return Response(quality.consensus_estimates(batch=batch))
+    return Response(reports.consensus_estimates(batch=batch))
 
 
 @extend_schema(responses=dict)
@@ -216,7 +216,7 @@ def pending_audits(request: Request, pk: int) -> Response:
             "answer_label": a.answer.label if a.answer else None,
             "image_url": media_url(request, a.task.asset.file.name) if a.task.asset else None,
         }
-        for a in quality.pending_audits(project=project, reviewer=request.user)
+        for a in reports.pending_audits(project=project, reviewer=request.user)
     ]
     return Response(rows)
 

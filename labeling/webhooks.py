@@ -35,9 +35,10 @@ from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
 from django.utils import timezone
 
-from . import assets
+from . import assets, reports
 from .exceptions import Conflict, InvalidInput
 from .models import Batch, Delivery, DeliveryStatus, Project, Split, Task, Webhook, WebhookEvent, new_secret
+from .scale import shapes as scale_shapes  # Scale-style callbacks carry the task and batch as Scale shows them
 
 log = logging.getLogger(__name__)
 
@@ -313,18 +314,15 @@ def resend_stalled() -> int:
 
 def task_completed_data(task_id: int) -> dict[str, Any]:
     """The body Scale sends to a task's callback_url: the task, its response and its id."""
-    from . import scale_api  # the Scale task shape lives with the Scale-compatible API
 
-    task = scale_api.task_queryset().get(pk=task_id)
-    doc = scale_api.task_json(task, base_url=settings.WINNOW_PUBLIC_URL)
+    task = scale_shapes.task_queryset().get(pk=task_id)
+    doc = scale_shapes.task_json(task, base_url=settings.WINNOW_PUBLIC_URL)
     return {"task": doc, "response": doc.get("response"), "task_id": doc["task_id"]}
 
 
 def batch_data(batch: Batch) -> dict[str, Any]:
     """A batch with its task counts, for batch events (labeled, audited)."""
-    from . import scale_api
-
-    return {"batch": scale_api.batch_json(batch), "counts": batch.counts()}
+    return {"batch": scale_shapes.batch_json(batch), "counts": batch.counts()}
 
 
 def task_completed(task: Task) -> None:
@@ -347,11 +345,9 @@ def batch_labeled(batch_id: int) -> None:
 
 def batch_audited(batch: Batch) -> None:
     """Emit batch.audited once an audit decided a batch (status accepted or rejected), with the figures."""
-    from . import quality
-
     batch = Batch.objects.select_related("project").get(pk=batch.pk)
     emit(WebhookEvent.BATCH_AUDITED, batch.project,
-         lambda: {**batch_data(batch), "decision": batch.status, "quality": quality.batch_quality(batch=batch)},
+         lambda: {**batch_data(batch), "decision": batch.status, "quality": reports.batch_quality(batch=batch)},
          callback_url=batch.callback_url)
 
 

@@ -16,7 +16,7 @@ urlpatterns = [
     path("api/v1/", include("labeling.urls")),
     path("api/v1/", include("training.urls")),
     # Scale-compatible API for scripts written against Scale's REST API and its Python client.
-    path("v1/", include("labeling.scale_urls")),
+    path("v1/", include("labeling.scale.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("login/", auth_views.LoginView.as_view(), name="login"),

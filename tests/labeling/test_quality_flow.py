@@ -6,7 +6,7 @@ import threading
 import pytest
 from django.db import connection
 
-from labeling import answers, ingest, leasing, projects, quality
+from labeling import answers, ingest, leasing, projects, quality, reports
 from labeling.models import Audit, Batch, Membership, Task
 
 pytestmark = pytest.mark.django_db
@@ -255,7 +255,7 @@ def test_two_reviewers_auditing_one_task_at_once_count_once(project, alice, bob,
         for t in threads:
             t.join()
     assert outcomes.count("ok") == 6 and outcomes.count("Conflict") == 6
-    figures = quality.batch_quality(batch=Batch.objects.get(pk=production.pk))
+    figures = reports.batch_quality(batch=Batch.objects.get(pk=production.pk))
     assert figures["audited"] == 6 and figures["errors"] == 6 and figures["decision"] == "rejected"
 
 

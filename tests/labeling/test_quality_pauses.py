@@ -2,7 +2,7 @@
 
 import pytest
 
-from labeling import answers, leasing, projects, quality
+from labeling import answers, leasing, projects, quality, reports
 from labeling.exceptions import NotAllowed
 from labeling.models import Annotation, Membership
 
@@ -55,7 +55,7 @@ def test_a_reinstated_annotator_is_judged_again_only_on_new_gold_answers(gold_pr
     assert "over 2 gold tasks" in membership.paused_reason
     # The record keeps every gold answer; the table shows the whole history and the fresh start.
     assert Annotation.objects.live().filter(annotator=dave, task__is_gold=True).count() == 4
-    row = next(r for r in quality.annotator_table(project=gold_project) if r["username"] == "dave")
+    row = next(r for r in reports.annotator_table(project=gold_project) if r["username"] == "dave")
     assert row["gold_answers"] == 4 and row["paused"] and row["gold_scored_since"] is not None
 
 
@@ -107,9 +107,9 @@ def test_my_gold_accuracy_is_shown_in_whole_blocks_so_it_never_points_at_one_ans
     expected = {"overall": 0.4, "recent": 0.4, "answers": 10, "correct": 4}
     response = client_for(bob).get(f"/api/v1/projects/{gold_project.pk}/me/")
     assert response.status_code == 200 and response.data["gold_accuracy"] == expected
-    assert response.data["gold_feedback_block"] == quality.GOLD_FEEDBACK_BLOCK
+    assert response.data["gold_feedback_block"] == reports.GOLD_FEEDBACK_BLOCK
     # The annotator page's progress call carries the same share.
     assert client_for(bob).get(f"/api/v1/projects/{gold_project.pk}/progress/").data["gold_accuracy"] == 0.4
     # The owner's table stays exact.
-    row = next(r for r in quality.annotator_table(project=gold_project) if r["username"] == "bob")
+    row = next(r for r in reports.annotator_table(project=gold_project) if r["username"] == "bob")
     assert row["gold_answers"] == 12 and row["gold_correct"] == 4

@@ -6,7 +6,7 @@ the client's `batches/a%2Fb/finalize` arrives as `batches/a/b/finalize`.
 
 from django.urls import re_path
 
-from . import scale_api as v
+from . import views as v
 
 app_name = "scale"
 
