@@ -33,6 +33,7 @@ from .models import (
     Project,
     Task,
     TaskStatus,
+    batch_sources,
 )
 
 # Answers one bulk (grid) request may carry.
@@ -42,6 +43,9 @@ MAX_BULK_ANSWERS = 200
 # The annotator page's batch counts may be this stale; computing them scans the open batches.
 PROGRESS_CACHE_SECONDS = 5
 
+
+# The answer path's move of a batch, in plain SQL: its first answer starts labeling (checked against the lifecycle).
+(_FIRST_ANSWER_FROM,) = batch_sources(BatchStatus.LABELING, among=(BatchStatus.FINALIZED,))
 
 def submit_annotation(
     *, task: Task | int, annotator: AbstractBaseUser, choice_id: int, duration_ms: int
@@ -137,7 +141,7 @@ def submit_annotation(
         if row["batch_status"] == BatchStatus.FINALIZED:
             cursor.execute(
                 "UPDATE labeling_batch SET status = %s WHERE id = %s AND status = %s",
-                [BatchStatus.LABELING.value, batch_id, BatchStatus.FINALIZED.value],
+                [BatchStatus.LABELING.value, batch_id, _FIRST_ANSWER_FROM],
             )
     return annotation, True
 
@@ -145,7 +149,7 @@ def submit_annotation(
 def advance_batch(batch_id: int) -> None:
     """Move a batch forward when answers arrive: finalized → labeling → labeled."""
     if not _mark_labeled_if_done(batch_id) and Annotation.objects.filter(task__batch_id=batch_id).exists():
-        Batch.objects.filter(pk=batch_id, status=BatchStatus.FINALIZED).update(status=BatchStatus.LABELING)
+        Batch.objects.filter(pk=batch_id).transition(BatchStatus.LABELING, among=(BatchStatus.FINALIZED,))
 
 
 def _mark_labeled_if_done(batch_id: int) -> bool:
@@ -197,8 +201,8 @@ def undo_annotation(*, task: Task, annotator: AbstractBaseUser) -> Task:
             task=task, annotator=annotator,
             defaults={"expires_at": now + window, "skipped_at": None},
         )
-        Batch.objects.filter(pk=task.batch_id, status=BatchStatus.LABELED).update(
-            status=BatchStatus.LABELING, labeled_at=None
+        Batch.objects.filter(pk=task.batch_id).transition(
+            BatchStatus.LABELING, among=(BatchStatus.LABELED,), labeled_at=None
         )
         resolve_task(task=task)
         if task.status == TaskStatus.COMPLETED:  # the remaining answers still decide it

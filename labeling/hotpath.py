@@ -27,7 +27,7 @@ from django.db import connection
 from django.db.backends.utils import CursorWrapper
 from django.db.models import Field, Model
 
-from .models import LABELABLE_BATCH_STATUSES, BatchStatus, TaskStatus
+from .models import BatchStatus, TaskStatus, batch_sources
 
 _ATTRIBUTE = "_winnow_prepared"
 
@@ -148,7 +148,7 @@ WHERE l.task_id = %s AND l.annotator_id = %s
 # The statuses are written into the text (they are the models' constants), so the plan is the same for every batch.
 BATCH_LABELED = f"""
 UPDATE labeling_batch SET status = '{BatchStatus.LABELED.value}', labeled_at = %s
-WHERE id = %s AND status IN ({", ".join(f"'{s.value}'" for s in LABELABLE_BATCH_STATUSES)})
+WHERE id = %s AND status IN ({", ".join(f"'{s}'" for s in batch_sources(BatchStatus.LABELED))})
   AND NOT EXISTS (SELECT 1 FROM labeling_task t WHERE t.batch_id = %s AND t.deleted_at IS NULL
                   AND t.status IN ('{TaskStatus.PENDING.value}', '{TaskStatus.QUEUED.value}'))
 """  # noqa: S608 (no request data in the text)

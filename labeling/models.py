@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -142,13 +143,43 @@ class BatchStatus(models.TextChoices):
     REJECTED = "rejected", "Rejected"
 
 
+# A batch's lifecycle: the statuses each may move to. Every path that moves a batch, the plain SQL of
+# the answer path included, checks its move against this table (`BatchQuerySet.transition`,
+# `batch_sources`), so a new path cannot invent one.
+BATCH_TRANSITIONS: dict[str, frozenset[str]] = {
+    BatchStatus.OPEN: frozenset({BatchStatus.FINALIZED}),  # uploads closed
+    BatchStatus.FINALIZED: frozenset({BatchStatus.LABELING, BatchStatus.LABELED}),  # first answer; or nothing to label
+    BatchStatus.LABELING: frozenset({BatchStatus.LABELED}),  # last open task answered
+    BatchStatus.LABELED: frozenset({BatchStatus.AUDITED, BatchStatus.LABELING}),  # sample drawn; or an undo, a relabel
+    BatchStatus.AUDITED: frozenset({BatchStatus.ACCEPTED, BatchStatus.REJECTED, BatchStatus.LABELING}),
+    BatchStatus.REJECTED: frozenset({BatchStatus.LABELING}),  # sent back for relabeling
+    BatchStatus.ACCEPTED: frozenset(),  # final: its labels may become a split
+}
 # Batches whose tasks are handed out to annotators.
 LABELABLE_BATCH_STATUSES = (BatchStatus.FINALIZED, BatchStatus.LABELING)
+
+
+def batch_sources(to: str, *, among: tuple[str, ...] | None = None) -> tuple[str, ...]:
+    """The statuses a batch may move to `to` from (limited to `among`); ValueError if `among` holds a move
+    the lifecycle does not allow, so a path asking for an illegal move fails the first time it runs."""
+    allowed = tuple(s for s in BatchStatus.values if to in BATCH_TRANSITIONS[s])
+    if among is None:
+        return allowed
+    illegal = [s for s in among if s not in allowed]
+    if illegal:
+        raise ValueError(f"a batch cannot move from {', '.join(map(str, illegal))} to {to}")
+    return tuple(among)
 
 
 class BatchQuerySet(models.QuerySet["Batch"]):
     def alive(self) -> BatchQuerySet:
         return self.filter(deleted_at__isnull=True)
+
+    def transition(self, to: str, *, among: tuple[str, ...] | None = None, **fields: Any) -> int:
+        """Move the batches of this queryset that are in a status allowed to reach `to` (or in `among`,
+        checked against BATCH_TRANSITIONS) with one conditional UPDATE; returns how many moved. Callers
+        filter to one batch and treat 1 as having won the transition."""
+        return self.filter(status__in=batch_sources(to, among=among)).update(status=to, **fields)
 
 
 class Batch(models.Model):

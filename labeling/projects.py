@@ -179,9 +179,7 @@ def finalize_batch(*, batch: Batch) -> Batch:
     from . import quality
 
     with transaction.atomic():
-        won = Batch.objects.filter(pk=batch.pk, status=BatchStatus.OPEN).update(
-            status=BatchStatus.FINALIZED, finalized_at=timezone.now()
-        )
+        won = Batch.objects.filter(pk=batch.pk).transition(BatchStatus.FINALIZED, finalized_at=timezone.now())
         batch.refresh_from_db()
         if not won:
             raise IllegalTransition(f"batch is {batch.status}, not open; only an open batch can be finalized")

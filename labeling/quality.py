@@ -203,8 +203,9 @@ def _discard_and_requeue(task_ids: list[int], *, annotator_id: int | None = None
     # An audit under way is abandoned too: its sample judged answers that are gone, so the batch is
     # audited afresh (a new round) once it is labeled again.
     Batch.objects.filter(
-        pk__in=batch_ids, status__in=[BatchStatus.LABELED, BatchStatus.AUDITED, BatchStatus.REJECTED]
-    ).update(status=BatchStatus.LABELING, labeled_at=None, decided_at=None)
+        pk__in=batch_ids
+    ).transition(BatchStatus.LABELING, among=(BatchStatus.LABELED, BatchStatus.AUDITED, BatchStatus.REJECTED),
+                 labeled_at=None, decided_at=None)
 
 
 def draw_audit_sample(*, batch: Batch, size: int | None = None, width: float | None = None,
@@ -220,8 +221,8 @@ def draw_audit_sample(*, batch: Batch, size: int | None = None, width: float | N
         raise Conflict("the batch has no answered tasks to audit")
     seed = seed if seed is not None else secrets.randbits(48)
     with transaction.atomic():
-        won = Batch.objects.filter(pk=batch.pk, status=BatchStatus.LABELED).update(
-            status=BatchStatus.AUDITED, audit_round=F("audit_round") + 1, audit_seed=seed, audit_plan=plan
+        won = Batch.objects.filter(pk=batch.pk).transition(
+            BatchStatus.AUDITED, audit_round=F("audit_round") + 1, audit_seed=seed, audit_plan=plan
         )
         batch.refresh_from_db()
         if not won:
@@ -291,8 +292,8 @@ def _decide_if_done(batch_id: int, round_: int) -> None:
 def _decide(batch: Batch) -> None:
     figures = batch_quality(batch=batch)
     accept = figures["wilson"][1] <= batch.project.max_error_rate
-    if Batch.objects.filter(pk=batch.pk, status=BatchStatus.AUDITED).update(
-        status=BatchStatus.ACCEPTED if accept else BatchStatus.REJECTED, decided_at=timezone.now()
+    if Batch.objects.filter(pk=batch.pk).transition(
+        BatchStatus.ACCEPTED if accept else BatchStatus.REJECTED, decided_at=timezone.now()
     ):
         webhooks.batch_audited(batch)
 
