@@ -32,8 +32,8 @@ from django.utils import timezone
 from PIL import Image
 
 from labeling import splits as split_service
-from labeling.exceptions import InvalidInput
 from labeling.models import Domain, Partition, Project
+from winnow.exceptions import InvalidInput
 
 from . import services
 from .models import Evaluation, EvaluationStatus, Run

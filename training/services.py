@@ -37,8 +37,8 @@ from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
 from labeling import splits as split_service
-from labeling.exceptions import Conflict, IllegalTransition, InvalidInput
 from labeling.models import Domain, Partition, Split, SplitStatus
+from winnow.exceptions import Conflict, IllegalTransition, InvalidInput
 
 from .models import (
     Augmentation,
