@@ -24,11 +24,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
+
+from winnow.files import ZipStream, copy_into
 
 from .exceptions import IllegalTransition, InvalidInput
 from .models import Annotation, Asset, Audit, Batch, Export, ExportStatus, Project, Split, SplitStatus, Task
@@ -36,7 +37,6 @@ from .models import Annotation, Asset, Audit, Batch, Export, ExportStatus, Proje
 log = logging.getLogger(__name__)
 
 CHUNK = 2000
-ZIP_CHUNK = 1 << 20
 
 
 def _media(base_url: str, name: str) -> str:
@@ -297,42 +297,10 @@ def _label_studio(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     return _json((label_studio_task(row) for row in rows), encode=_encode)
 
 
-class ZipStream:
-    """A write-only, tell-able file for zipfile: what is written is handed out in pieces, so a zip streams."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-        self.offset = 0
-
-    def write(self, data: bytes) -> int:
-        self.parts.append(bytes(data))
-        self.offset += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.offset
-
-    def flush(self) -> None:
-        """zipfile flushes; nothing to do until the reader takes the bytes."""
-
-    def take(self) -> bytes:
-        data = b"".join(self.parts)
-        self.parts.clear()
-        return data
-
-
 def folder_name(label: str) -> str:
     """A choice label as one safe path component of a zip (no separators, no leading dots)."""
     name = "".join("_" if ch in '/\\:*?"<>|' or not ch.isprintable() else ch for ch in label).strip().lstrip(".")
     return name or "_"
-
-
-def copy_into(archive: zipfile.ZipFile, sink: ZipStream, storage_name: str, arcname: str) -> Iterator[bytes]:
-    """Copy a stored file into a streaming zip in pieces, yielding the zip's bytes as they are ready."""
-    with default_storage.open(storage_name, "rb") as source, archive.open(arcname, "w") as dest:
-        while chunk := source.read(ZIP_CHUNK):
-            dest.write(chunk)
-            yield sink.take()
 
 
 def _imagefolder(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
