@@ -6,9 +6,12 @@ class LabelingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from winnow import media
+        from winnow import jobs, media
 
-        from . import views
+        from . import exports, views, webhooks
+        from .models import Delivery, Export
 
         media.register("assets", "thumbs", rule=views.may_read_image)
         media.register("splits", "exports", rule=views.may_read_project_file)
+        jobs.register(Export, exports.requeue_stalled_exports)
+        jobs.register(Delivery, webhooks.resend_stalled)

@@ -35,8 +35,15 @@ T = TypeVar("T")
 
 
 def describe(error: BaseException | str) -> str:
-    """How a failure is recorded on its job: the exception's class and message."""
-    return error if isinstance(error, str) else f"{type(error).__name__}: {error}"
+    """How a failure is recorded on its job: a domain refusal's message (it says what to do), else
+    the exception's class and message."""
+    from .exceptions import DomainError  # DRF, which models (this module's importers) need not load
+
+    if isinstance(error, str):
+        return error
+    if isinstance(error, DomainError):
+        return error.message
+    return f"{type(error).__name__}: {error}"
 
 
 class BackgroundJobQuerySet(models.QuerySet):
@@ -131,6 +138,8 @@ class Beating(threading.Thread):
     the work's own loop, so a slow step (a large image on a CPU) never looks like a dead worker.
     A context manager: started on entry, finished and joined on exit."""
 
+    beat_at_start = True
+
     def __init__(self, name: str, interval: float) -> None:
         super().__init__(name=name, daemon=True)
         self.interval = interval
@@ -141,6 +150,8 @@ class Beating(threading.Thread):
 
     def run(self) -> None:
         try:
+            if not self.beat_at_start:
+                self.finished.wait(self.interval)
             while not self.finished.is_set():
                 self.beat()
                 self.finished.wait(self.interval)
@@ -159,7 +170,12 @@ class Beating(threading.Thread):
 class JobBeat(Beating):
     """Writes one running job's `heartbeat_at` every heartbeat period. `jobs` is the model, or a
     queryset that guards the writes (a run's execution token); `lost` is set once a beat finds the
-    job no longer running under that guard (finished, requeued, or taken over by another worker)."""
+    job no longer running under that guard (finished, requeued, or taken over by another worker).
+
+    The first beat comes one interval after the start: the claim has just written one, and work
+    done sooner (most webhook deliveries) never opens this thread's database connection."""
+
+    beat_at_start = False
 
     def __init__(self, jobs: type[BackgroundJob] | BackgroundJobQuerySet, pk: int, interval: float | None = None) -> None:
         self.jobs: BackgroundJobQuerySet = jobs.objects.all() if isinstance(jobs, type) else jobs
