@@ -4,3 +4,14 @@ from django.apps import AppConfig
 class LabelingConfig(AppConfig):
     name = "labeling"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from winnow import jobs, media
+
+        from . import exports, views, webhooks
+        from .models import Delivery, Export
+
+        media.register("assets", "thumbs", rule=views.may_read_image)
+        media.register("splits", "exports", rule=views.may_read_project_file)
+        jobs.register(Export, exports.requeue_stalled_exports)
+        jobs.register(Delivery, webhooks.resend_stalled)

@@ -10,10 +10,8 @@ from __future__ import annotations
 import hashlib
 import io
 import ipaddress
-import os
 import socket
 import stat
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Iterator
@@ -28,6 +26,8 @@ import urllib3
 import urllib3.connection
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
+
+from winnow.files import atomic_write
 
 from .exceptions import InvalidInput
 from .models import Asset
@@ -93,18 +93,6 @@ def measure(data: bytes) -> tuple[Measured, Image.Image]:
     return Measured(digest, width, height, fmt, len(data)), thumb
 
 
-def _write_atomic(path: Path, write: callable) -> None:  # type: ignore[valid-type]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_files(data: bytes, measured: Measured, thumb: Image.Image) -> Asset:
     """Write the image and its thumbnail under content-derived paths; return an unsaved Asset.
 
@@ -114,8 +102,8 @@ def write_files(data: bytes, measured: Measured, thumb: Image.Image) -> Asset:
     rel_file = f"assets/{measured.sha256[:2]}/{measured.sha256}.{EXTENSIONS[measured.format]}"
     rel_thumb = f"thumbs/{measured.sha256[:2]}/{measured.sha256}.jpg"
     root = Path(settings.MEDIA_ROOT)
-    _write_atomic(root / rel_file, lambda fh: fh.write(data))
-    _write_atomic(root / rel_thumb, lambda fh: thumb.save(fh, "JPEG", quality=85))
+    atomic_write(root / rel_file, lambda fh: fh.write(data))
+    atomic_write(root / rel_thumb, lambda fh: thumb.save(fh, "JPEG", quality=85))
     return Asset(
         sha256=measured.sha256, file=rel_file, thumbnail=rel_thumb, width=measured.width,
         height=measured.height, format=measured.format, byte_size=measured.byte_size,

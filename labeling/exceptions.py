@@ -1,67 +1,23 @@
-"""Domain exceptions raised by services, and the one DRF handler that maps them to responses.
+"""Labeling's own refusals. The shared ones and the API handler live in winnow/exceptions.py.
 
-Services never import DRF: they raise these, and `api_exception_handler` turns them into a
-400, 403, 404 or 409 with a message that says how to fix the request.
+The shared names are imported here too, because labeling modules import them from this module.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from rest_framework import status
-from rest_framework.response import Response
-from rest_framework.views import exception_handler
-
-
-class DomainError(Exception):
-    """Base class: a request the domain refuses. `code` is a stable machine-readable name."""
-
-    status_code = status.HTTP_400_BAD_REQUEST
-    code = "invalid"
-
-    def __init__(self, message: str, *, code: str | None = None, extra: dict[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        if code:
-            self.code = code
-        self.extra = extra or {}
-
-
-class InvalidInput(DomainError):
-    status_code = status.HTTP_400_BAD_REQUEST
-    code = "invalid"
-
-
-class NotAllowed(DomainError):
-    status_code = status.HTTP_403_FORBIDDEN
-    code = "forbidden"
-
-
-class NotFound(DomainError):
-    status_code = status.HTTP_404_NOT_FOUND
-    code = "not_found"
-
-
-class Conflict(DomainError):
-    """The request is valid but the object's state forbids it now (wrong status, a duplicate, a race lost)."""
-
-    status_code = status.HTTP_409_CONFLICT
-    code = "conflict"
+from winnow.exceptions import (  # noqa: F401 - re-exported for labeling modules
+    Conflict,
+    DomainError,
+    IllegalTransition,
+    InvalidInput,
+    NotAllowed,
+    NotFound,
+)
 
 
 class CalibrationRequired(Conflict):
     code = "calibration_required"
 
 
-class IllegalTransition(Conflict):
-    code = "illegal_transition"
-
-
 class LeaseExpired(Conflict):
     code = "lease_expired"
-
-
-def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
-    if isinstance(exc, DomainError):
-        return Response({"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.status_code)
-    return exception_handler(exc, context)

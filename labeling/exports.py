@@ -24,11 +24,13 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import TextField
 from django.db.models.functions import Cast
 from django.utils import timezone
+
+from winnow import jobs as background
+from winnow.files import ZipStream, copy_into
 
 from .exceptions import IllegalTransition, InvalidInput
 from .models import Annotation, Asset, Audit, Batch, Export, ExportStatus, Project, Split, SplitStatus, Task
@@ -36,7 +38,6 @@ from .models import Annotation, Asset, Audit, Batch, Export, ExportStatus, Proje
 log = logging.getLogger(__name__)
 
 CHUNK = 2000
-ZIP_CHUNK = 1 << 20
 
 
 def _media(base_url: str, name: str) -> str:
@@ -297,42 +298,10 @@ def _label_studio(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
     return _json((label_studio_task(row) for row in rows), encode=_encode)
 
 
-class ZipStream:
-    """A write-only, tell-able file for zipfile: what is written is handed out in pieces, so a zip streams."""
-
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
-        self.offset = 0
-
-    def write(self, data: bytes) -> int:
-        self.parts.append(bytes(data))
-        self.offset += len(data)
-        return len(data)
-
-    def tell(self) -> int:
-        return self.offset
-
-    def flush(self) -> None:
-        """zipfile flushes; nothing to do until the reader takes the bytes."""
-
-    def take(self) -> bytes:
-        data = b"".join(self.parts)
-        self.parts.clear()
-        return data
-
-
 def folder_name(label: str) -> str:
     """A choice label as one safe path component of a zip (no separators, no leading dots)."""
     name = "".join("_" if ch in '/\\:*?"<>|' or not ch.isprintable() else ch for ch in label).strip().lstrip(".")
     return name or "_"
-
-
-def copy_into(archive: zipfile.ZipFile, sink: ZipStream, storage_name: str, arcname: str) -> Iterator[bytes]:
-    """Copy a stored file into a streaming zip in pieces, yielding the zip's bytes as they are ready."""
-    with default_storage.open(storage_name, "rb") as source, archive.open(arcname, "w") as dest:
-        while chunk := source.read(ZIP_CHUNK):
-            dest.write(chunk)
-            yield sink.take()
 
 
 def _imagefolder(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
@@ -418,7 +387,7 @@ def stream_cyclegan_zip(split: Split, on_item: Callable[[int], None] | None = No
 
 EXPORT_FORMATS = (*WRITERS, "cyclegan")
 PROGRESS_EVERY = 1000  # rows between progress writes
-HEARTBEAT_SECONDS = 5  # and at least this often, with the heartbeat, when rows are slow (images in a zip)
+PROGRESS_SECONDS = 5  # and at least this often when rows are slow (images in a zip)
 
 
 def start_export(*, project: Project, fmt: str, requested_by: AbstractBaseUser, batch: Batch | None = None,
@@ -466,36 +435,32 @@ def export_path(export: Export) -> Path:
 def run_export(*, export_id: int) -> None:
     """Write a queued export to MEDIA_ROOT/exports/, counting rows as it goes (queued → running → done).
 
-    Claimed by a conditional update, so a redelivered job does nothing while the export's worker is
-    alive. The worker beats with its progress; if it was killed (its beat older than
-    EXPORT_STALE_SECONDS), the redelivered job takes the export over and starts the file again,
-    removing what the dead worker left. The file is written under a temporary name and renamed when
-    complete; a failure marks the export failed with the reason.
+    A background job (winnow/jobs.py): claimed by a conditional update, so a redelivered job does
+    nothing while the export's worker is alive; the worker beats while it writes. If it was killed
+    (its beat older than EXPORT_STALE_SECONDS), the sweep or a redelivered job takes the export over
+    and starts the file again, removing what the dead worker left. The file is written under a
+    temporary name and renamed when complete; a failure marks the export failed with the reason.
     """
-    now = timezone.now()
-    claimed = Export.objects.filter(pk=export_id, status=ExportStatus.QUEUED).update(
-        status=ExportStatus.RUNNING, started_at=now, heartbeat_at=now
-    )
-    if not claimed:
-        stale = now - timedelta(seconds=settings.EXPORT_STALE_SECONDS)
-        claimed = Export.objects.filter(pk=export_id, status=ExportStatus.RUNNING, heartbeat_at__lt=stale).update(
-            started_at=now, heartbeat_at=now, rows_done=0
-        )
-        if not claimed:
-            return
-        log.warning("export %s: its worker stopped while writing it; writing it again", export_id)
+    if not Export.objects.claim(export_id, rows_done=0):
+        return
     export = Export.objects.select_related("project", "split").get(pk=export_id)
+    background.run_claimed(background.JobBeat(Export, export_id), lambda: _write_export(export))
+
+
+def _write_export(export: Export) -> None:
+    export_id = export.pk
     folder = Path(settings.MEDIA_ROOT) / "exports" / str(export.project_id)
     folder.mkdir(parents=True, exist_ok=True)
     for leftover in folder.glob(f".tmp-{export_id}-*"):  # a killed worker's partial file
+        log.warning("export %s: its worker stopped while writing it; writing it again", export_id)
         leftover.unlink(missing_ok=True)
-    last_beat = time.monotonic()
+    last_progress = time.monotonic()
 
     def progress(n: int) -> None:
-        nonlocal last_beat
-        if n % PROGRESS_EVERY == 0 or time.monotonic() - last_beat > HEARTBEAT_SECONDS:
-            last_beat = time.monotonic()
-            Export.objects.filter(pk=export_id).update(rows_done=n, heartbeat_at=timezone.now())
+        nonlocal last_progress
+        if n % PROGRESS_EVERY == 0 or time.monotonic() - last_progress > PROGRESS_SECONDS:
+            last_progress = time.monotonic()
+            Export.objects.filter(pk=export_id).update(rows_done=n)
 
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".tmp-{export_id}-")
     out = os.fdopen(fd, "wb")
@@ -523,25 +488,16 @@ def run_export(*, export_id: int) -> None:
             status=ExportStatus.DONE, file=name, rows_done=total, byte_size=(Path(settings.MEDIA_ROOT) / name).stat().st_size,
             finished_at=timezone.now(),
         )
-    except Exception as exc:
-        # The job's edge: record why, so the owner sees it, then let Celery log the failure.
+    except BaseException:
         out.close()
         Path(tmp).unlink(missing_ok=True)
-        Export.objects.filter(pk=export_id).update(status=ExportStatus.FAILED, error=str(exc)[:500] or exc.__class__.__name__,
-                                                   finished_at=timezone.now())
         raise
 
 
-def requeue_stalled_exports() -> int:
-    """Queue again the running exports whose worker stopped beating (killed, or its message lost).
-
-    Runs when a worker starts; the job takes such an export over (see run_export). Returns how many.
-    """
-    stale = timezone.now() - timedelta(seconds=settings.EXPORT_STALE_SECONDS)
-    ids = list(Export.objects.filter(status=ExportStatus.RUNNING, heartbeat_at__lt=stale).values_list("id", flat=True))
-    for export_id in ids:
-        _enqueue_export(export_id)
-    return len(ids)
+def requeue_stalled_exports() -> list[int]:
+    """Queue again the running exports whose worker stopped beating (killed, or its message lost);
+    the job takes each over (see run_export). Every worker's sweep runs this (winnow/jobs.py)."""
+    return background.recover_stale(Export, _enqueue_export)
 
 
 def prune_exports(*, now: datetime | None = None) -> int:

@@ -1,9 +1,9 @@
-"""Celery jobs for labeling: thin wrappers that take ids and call one service."""
+"""Celery jobs for labeling: thin wrappers that take ids and call one domain function.
 
-from typing import Any
+Exports and deliveries whose worker died are taken over by the sweep every worker runs (winnow/jobs.py).
+"""
 
 from celery import shared_task
-from celery.signals import worker_ready
 
 from . import exports, ingest, webhooks
 
@@ -32,11 +32,3 @@ def run_export(export_id: int) -> None:
         exports.run_export(export_id=export_id)
     finally:
         exports.prune_exports()  # old exports' files go while new ones are written: no scheduler needed
-
-
-@worker_ready.connect
-def resend_stalled_deliveries(**kwargs: Any) -> None:
-    """Deliveries whose attempt was lost with a worker or a broker message are queued again on start,
-    and so are exports whose worker stopped while writing them."""
-    webhooks.resend_stalled()
-    exports.requeue_stalled_exports()

@@ -15,6 +15,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from winnow.jobs import BackgroundJob
+
 
 def new_secret() -> str:
     return secrets.token_hex(32)
@@ -501,16 +503,25 @@ class Webhook(models.Model):
 
 class DeliveryStatus(models.TextChoices):
     PENDING = "pending", "Pending"  # waiting for its first or next attempt
+    SENDING = "sending", "Sending"  # an attempt is being made
     DELIVERED = "delivered", "Delivered"  # the receiver answered 2xx
     FAILED = "failed", "Failed"  # gave up: the retry window closed
 
 
-class Delivery(models.Model):
+class Delivery(BackgroundJob):
     """One event sent to one URL (a project webhook, or a task's or batch's callback_url), with its attempts.
 
     The row is written in the same transaction as the change it reports, so an event is never sent for a
-    change that rolled back, and never lost for one that committed.
+    change that rolled back, and never lost for one that committed. Each attempt is a background job
+    (winnow/jobs.py): pending -> sending, claimed by its attempt number, then delivered, failed or
+    pending again for the next attempt; `last_error` holds the job's error.
     """
+
+    QUEUED = DeliveryStatus.PENDING
+    RUNNING = DeliveryStatus.SENDING
+    SUCCEEDED = DeliveryStatus.DELIVERED
+    ERROR_FIELD = "last_error"
+    ERROR_MAX_LENGTH = 500
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="deliveries")
     webhook = models.ForeignKey(Webhook, on_delete=models.SET_NULL, null=True, blank=True, related_name="deliveries")
@@ -520,9 +531,9 @@ class Delivery(models.Model):
     status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING)
     attempts = models.PositiveIntegerField(default=0)
     response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = None  # a delivery's error is the last attempt's:
     last_error = models.CharField(max_length=500, blank=True)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
     last_attempt_at = models.DateTimeField(null=True, blank=True)
     delivered_at = models.DateTimeField(null=True, blank=True)
 
@@ -530,8 +541,10 @@ class Delivery(models.Model):
         ordering = ["id"]
         indexes = [
             models.Index(fields=["project", "id"], name="delivery_project_idx"),
-            # The sweep that re-sends deliveries whose message was lost reads only the pending ones.
+            # The sweep that re-sends deliveries whose message was lost reads only the pending ones,
+            # and the one that takes over attempts whose worker died only the sending ones.
             models.Index(fields=["next_attempt_at"], condition=Q(status="pending"), name="delivery_due_idx"),
+            models.Index(fields=["heartbeat_at"], condition=Q(status="sending"), name="delivery_sending_idx"),
         ]
 
     def __str__(self) -> str:
@@ -549,8 +562,14 @@ class ExportStatus(models.TextChoices):
     EXPIRED = "expired", "Expired"  # done, and its file deleted after EXPORT_RETENTION_HOURS
 
 
-class Export(models.Model):
-    """An export written to a file by a worker, for projects too large to stream in one request."""
+class Export(BackgroundJob):
+    """An export written to a file by a worker, for projects too large to stream in one request.
+
+    A background job (winnow/jobs.py): claimed, beating while its worker writes, taken over when stale.
+    """
+
+    SUCCEEDED = ExportStatus.DONE
+    ERROR_MAX_LENGTH = 500
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="exports")
     batch = models.ForeignKey(Batch, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
@@ -564,18 +583,16 @@ class Export(models.Model):
     byte_size = models.PositiveBigIntegerField(null=True, blank=True)
     error = models.CharField(max_length=500, blank=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    # Written with the progress while a worker writes the file; a running export whose beat is older
-    # than EXPORT_STALE_SECONDS lost its worker and may be taken over by a redelivered job.
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
 
     def __str__(self) -> str:
         return f"{self.format} export of {self.project}: {self.status}"
+
+    @classmethod
+    def stale_seconds(cls) -> float:
+        return float(settings.EXPORT_STALE_SECONDS)
 
     @property
     def progress(self) -> float:

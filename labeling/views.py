@@ -2,32 +2,15 @@
 
 from __future__ import annotations
 
-import mimetypes
-from pathlib import Path
 from typing import Any
 
-from django.apps import apps
-from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import NoReverseMatch, reverse
-from rest_framework.exceptions import AuthenticationFailed
 
-from .authentication import TokenAuthentication
 from .models import Membership, Project, Role, Task
-
-
-def _media_user(request: HttpRequest) -> Any:
-    """The signed-in user (session or API token), or None."""
-    if request.user.is_authenticated:
-        return request.user
-    try:
-        found = TokenAuthentication().authenticate(request)  # type: ignore[arg-type]
-    except AuthenticationFailed:
-        return None
-    return found[0] if found else None
 
 
 def _project_role(user: Any, project_id: int | str) -> str | None:
@@ -38,58 +21,23 @@ def _project_role(user: Any, project_id: int | str) -> str | None:
     )
 
 
-def may_read_media(user: Any, path: str) -> bool:
-    """Who may read which stored file, by the folder it lives in; anything else is nobody's.
+def may_read_image(user: Any, parts: list[str]) -> bool:
+    """Images (assets/, thumbs/): members of a live project with a task on that image (one image
+    uploaded to two projects is readable from both). A rule of winnow.media, registered in apps.py."""
+    sha256 = parts[-1].split(".", 1)[0]
+    return Task.objects.filter(
+        asset__sha256=sha256, project__memberships__user=user, project__deleted_at__isnull=True
+    ).exists()
 
-    Images (assets/, thumbs/): members of a live project with a task on that image (one image
-    uploaded to two projects is readable from both). Split manifests (splits/<project>/): the
-    project's members. Run sample grids (runs/<run>-<key>/samples/): the run project's members; a
-    run's other files (checkpoints, generator exports, augmentations) and project exports
-    (exports/<project>/): its owners, as the API's download endpoints allow.
-    """
-    if user.is_superuser:
-        return True
-    parts = path.split("/")
-    if len(parts) < 3:
-        return False
+
+def may_read_project_file(user: Any, parts: list[str]) -> bool:
+    """Split manifests (splits/<project>/): the project's members; exports (exports/<project>/): its
+    owners, as the API's download endpoint allows. A rule of winnow.media, registered in apps.py."""
     folder, key = parts[0], parts[1]
-    if folder in ("assets", "thumbs"):
-        sha256 = parts[-1].split(".", 1)[0]
-        return Task.objects.filter(
-            asset__sha256=sha256, project__memberships__user=user, project__deleted_at__isnull=True
-        ).exists()
-    if folder in ("splits", "exports") and key.isascii() and key.isdigit():
-        role = _project_role(user, key)
-        return role is not None and (folder == "splits" or role == Role.OWNER)
-    if folder == "runs":
-        run_id, _, storage_key = key.partition("-")
-        if not (run_id.isascii() and run_id.isdigit()):
-            return False
-        project_id = (
-            apps.get_model("training", "Run").objects.filter(pk=int(run_id), storage_key=storage_key)
-            .values_list("project_id", flat=True).first()
-        )
-        role = None if project_id is None else _project_role(user, project_id)
-        return role is not None and (parts[2] == "samples" or role == Role.OWNER)
-    return False
-
-
-def media(request: HttpRequest, path: str) -> HttpResponse:
-    """Serve a stored file to a signed-in user who may read it (`may_read_media`); 404 to anyone else,
-    so a file's existence is not revealed; 401 to anonymous visitors."""
-    user = _media_user(request)
-    if user is None:
-        return HttpResponse("sign in to see images", status=401, content_type="text/plain")
-    root = Path(settings.MEDIA_ROOT).resolve()
-    target = (root / path).resolve()
-    if root not in target.parents or not target.is_file():
-        raise Http404("no such file")
-    if not may_read_media(user, target.relative_to(root).as_posix()):
-        raise Http404("no such file")
-    response = FileResponse(target.open("rb"), content_type=mimetypes.guess_type(target.name)[0] or "application/octet-stream")
-    # Content-addressed: a path never changes meaning, so browsers may keep it.
-    response["Cache-Control"] = "private, max-age=31536000, immutable"
-    return response
+    if not (key.isascii() and key.isdigit()):
+        return False
+    role = _project_role(user, key)
+    return role is not None and (folder == "splits" or role == Role.OWNER)
 
 
 # The reviewer pages are built separately; the navigation links to the first of these names that resolves.

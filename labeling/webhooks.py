@@ -33,7 +33,10 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ObjectDoesNotExist
 from django.db import transaction
+from django.db.models import QuerySet
 from django.utils import timezone
+
+from winnow import jobs as background
 
 from . import assets, reports
 from .exceptions import Conflict, InvalidInput
@@ -45,7 +48,7 @@ log = logging.getLogger(__name__)
 EVENTS = tuple(WebhookEvent.values)
 SIGNATURE_HEADER = "X-Winnow-Signature"
 MAX_WEBHOOKS_PER_PROJECT = 20
-# A claimed attempt that has not finished after this long lost its worker; the start-up sweep sends it again.
+# A pending delivery whose next attempt is this overdue lost its message; the sweep sends it again.
 STALL_GRACE = timedelta(seconds=60)
 
 # A body built by the worker when the delivery is first attempted, then stored, so every retry sends
@@ -195,47 +198,45 @@ def retry_delay(attempt: int) -> float:
 def deliver(*, delivery_id: int, attempt: int) -> Delivery | None:
     """Make attempt number `attempt` of a delivery; schedule the next one if it fails.
 
-    The attempt is claimed by a conditional UPDATE on the attempt count, so a redelivered or
-    duplicated message sends nothing twice. Returns None when the attempt was not ours to make.
+    A background job (winnow/jobs.py): the attempt is claimed pending -> sending by a conditional
+    UPDATE on the attempt count, so a redelivered or duplicated message sends nothing twice, and it
+    beats while it sends. Returns None when the attempt was not ours to make.
     """
-    now = timezone.now()
-    # While we send, the row says when to give up on us: past that, the start-up sweep tries again.
-    stalled_after = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_SECONDS) + STALL_GRACE
-    claimed = Delivery.objects.filter(pk=delivery_id, status=DeliveryStatus.PENDING, attempts=attempt - 1).update(
-        attempts=attempt, last_attempt_at=now, next_attempt_at=stalled_after
+    claimed = Delivery.objects.filter(attempts=attempt - 1).claim(
+        delivery_id, attempts=attempt, last_attempt_at=timezone.now(), next_attempt_at=None
     )
     if not claimed:
         return None
+    mine = Delivery.objects.filter(attempts=attempt)  # an attempt taken over by the next one writes nothing
+    background.run_claimed(background.JobBeat(mine, delivery_id), lambda: _attempt(mine, delivery_id, attempt))
+    return Delivery.objects.get(pk=delivery_id)
+
+
+def _attempt(mine: QuerySet[Delivery], delivery_id: int, attempt: int) -> None:
+    mine = mine.filter(pk=delivery_id, status=DeliveryStatus.SENDING)
     delivery = Delivery.objects.select_related("project").get(pk=delivery_id)
     try:
         _expand(delivery)
     except ObjectDoesNotExist:
-        Delivery.objects.filter(pk=delivery_id).update(
-            status=DeliveryStatus.FAILED, next_attempt_at=None, last_error="what the event reports no longer exists"
-        )
-        delivery.refresh_from_db()
-        return delivery
+        mine.update(status=DeliveryStatus.FAILED, next_attempt_at=None, finished_at=timezone.now(),
+                    last_error="what the event reports no longer exists")
+        return
     code, error = _post(delivery)
     now = timezone.now()
     if code is not None and 200 <= code < 300:
-        Delivery.objects.filter(pk=delivery_id).update(
-            status=DeliveryStatus.DELIVERED, response_code=code, last_error="", delivered_at=now, next_attempt_at=None
-        )
+        mine.update(status=DeliveryStatus.DELIVERED, response_code=code, last_error="", delivered_at=now,
+                    finished_at=now, next_attempt_at=None)
     else:
         delay = retry_delay(attempt)
         deadline = delivery.created_at + timedelta(seconds=settings.WEBHOOK_RETRY_WINDOW_SECONDS)
         if now + timedelta(seconds=delay) > deadline:
-            Delivery.objects.filter(pk=delivery_id).update(
-                status=DeliveryStatus.FAILED, response_code=code, next_attempt_at=None,
+            mine.update(
+                status=DeliveryStatus.FAILED, response_code=code, next_attempt_at=None, finished_at=now,
                 last_error=f"gave up after {attempt} attempts: {error}"[:500],
             )
-        else:
-            Delivery.objects.filter(pk=delivery_id).update(
-                response_code=code, last_error=error[:500], next_attempt_at=now + timedelta(seconds=delay)
-            )
+        elif mine.update(status=DeliveryStatus.PENDING, response_code=code, last_error=error[:500],
+                         next_attempt_at=now + timedelta(seconds=delay)):
             _enqueue(delivery_id, attempt=attempt + 1, countdown=delay)
-    delivery.refresh_from_db()
-    return delivery
 
 
 def _expand(delivery: Delivery) -> None:
@@ -286,7 +287,7 @@ def _post(delivery: Delivery) -> tuple[int | None, str]:
 
 def redeliver(*, delivery: Delivery) -> Delivery:
     """Send a past delivery's payload again, as a new delivery (the log keeps both)."""
-    if delivery.status == DeliveryStatus.PENDING:
+    if delivery.status in (DeliveryStatus.PENDING, DeliveryStatus.SENDING):
         raise Conflict("this delivery is still being tried; wait for it to be delivered or fail")
     copy = Delivery.objects.create(project_id=delivery.project_id, webhook_id=delivery.webhook_id, event=delivery.event,
                                    url=delivery.url, payload=delivery.payload)
@@ -294,19 +295,20 @@ def redeliver(*, delivery: Delivery) -> Delivery:
     return copy
 
 
-def resend_stalled() -> int:
-    """Queue again the pending deliveries whose next attempt is overdue (a lost message or a killed worker).
-
-    Runs when a worker starts. Duplicates are harmless: each attempt is claimed by its number.
+def resend_stalled() -> list[int]:
+    """Queue again the deliveries whose attempt was lost: a sending one whose worker stopped beating
+    goes back to pending, and a pending one whose next attempt is overdue (its message lost) is sent
+    again. Every worker's sweep runs this (winnow/jobs.py). Duplicates are harmless: each attempt is
+    claimed by its number. Returns the ids queued again.
     """
+    requeued = Delivery.objects.requeue_stale(next_attempt_at=timezone.now())
     overdue = Delivery.objects.filter(
         status=DeliveryStatus.PENDING, next_attempt_at__lt=timezone.now() - STALL_GRACE
-    ).values_list("id", "attempts")
-    count = 0
-    for delivery_id, attempts in overdue.iterator():
+    ).exclude(pk__in=requeued).values_list("id", flat=True)
+    resent = [*requeued, *overdue.iterator()]
+    for delivery_id, attempts in Delivery.objects.filter(pk__in=resent).values_list("id", "attempts"):
         _enqueue(delivery_id, attempt=attempts + 1)
-        count += 1
-    return count
+    return resent
 
 
 # --- event bodies -----------------------------------------------------------------------------

@@ -12,7 +12,8 @@ os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="winnow-test-media-"
 os.environ.setdefault("WINNOW_VAR_DIR", tempfile.mkdtemp(prefix="winnow-test-var-"))
 os.environ.setdefault("WINNOW_TRAINING_QUEUE", "gpu")
 # Short heartbeats so recovery tests take seconds; no loader processes on a 2-core machine.
-os.environ.setdefault("WINNOW_RUN_HEARTBEAT_SECONDS", "0.5")
+os.environ.setdefault("WINNOW_JOB_HEARTBEAT_SECONDS", "0.5")
+os.environ.setdefault("WINNOW_JOB_SWEEP_SECONDS", "2")
 os.environ.setdefault("WINNOW_RUN_STALE_SECONDS", "5")
 os.environ.setdefault("WINNOW_TRAINING_DATA_WORKERS", "0")
 

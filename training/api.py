@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from labeling.models import Project, Role
 from labeling.permissions import IsProjectOwner, IsProjectOwnerOrReadOnly, role_in
 
-from . import evaluations, services
+from . import evaluations, runs, use
 from .models import Augmentation, Evaluation, Run
 from .serializers import (
     AugmentationSerializer,
@@ -84,7 +84,7 @@ class RunViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retrieve
         split = body.validated_data["split"]
         if role_in(request.user, split.project) != Role.OWNER:
             raise PermissionDenied("only the project's owners may start training runs")
-        run = services.start_run(split=split, config=body.validated_data["config"], requested_by=request.user)
+        run = runs.start_run(split=split, config=body.validated_data["config"], requested_by=request.user)
         return Response(RunDetailSerializer(run).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(parameters=[OpenApiParameter("project", int), OpenApiParameter("split", int)])
@@ -94,14 +94,14 @@ class RunViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retrieve
     @extend_schema(request=None, responses=RunDetailSerializer)
     @action(detail=True, methods=["post"], permission_classes=[IsProjectOwner])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
-        run = services.cancel_run(run=self.get_object())
+        run = runs.cancel_run(run=self.get_object())
         return Response(RunDetailSerializer(run).data)
 
     @extend_schema(request=None, responses=RunDetailSerializer)
     @action(detail=True, methods=["post"], permission_classes=[IsProjectOwner])
     def resume(self, request: Request, pk: str | None = None) -> Response:
         """Queue a cancelled or failed run again; it continues from its last checkpoint."""
-        run = services.resume_run(run=self.get_object())
+        run = runs.resume_run(run=self.get_object())
         return Response(RunDetailSerializer(run).data)
 
     @extend_schema(parameters=[OpenApiParameter("after", int, description="only steps after this one")],
@@ -127,8 +127,8 @@ class RunViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retrieve
     def weights(self, request: Request, pk: str | None = None) -> FileResponse:
         """Both generators and the config of a checkpoint, as a torch file (load with `load_generator`)."""
         run = self.get_object()
-        checkpoint = services.pick_checkpoint(run=run, checkpoint_id=_int_param(request, "checkpoint"))
-        name = services.export_weights(checkpoint=checkpoint)
+        checkpoint = use.pick_checkpoint(run=run, checkpoint_id=_int_param(request, "checkpoint"))
+        name = use.export_weights(checkpoint=checkpoint)
         return _file_response(name, "application/octet-stream", f"run-{run.pk}-step-{checkpoint.step}-generators.pt")
 
     @extend_schema(request={"multipart/form-data": TranslateSerializer}, responses={(200, "image/png"): bytes})
@@ -140,7 +140,7 @@ class RunViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retrieve
         body.is_valid(raise_exception=True)
         upload = body.validated_data["image"]
         upload.seek(0)
-        data, checkpoint, resized = services.translate_image(
+        data, checkpoint, resized = use.translate_image(
             run=run, file=upload, direction=body.validated_data["direction"],
             checkpoint_id=body.validated_data.get("checkpoint"),
         )
@@ -159,7 +159,7 @@ class RunViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retrieve
             return Response(AugmentationSerializer(run.augmentations.select_related("checkpoint"), many=True).data)
         body = AugmentRequestSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        augmentation = services.start_augmentation(
+        augmentation = use.start_augmentation(
             run=run, requested_by=request.user, count=body.validated_data.get("count"),
             direction=body.validated_data.get("direction"), checkpoint_id=body.validated_data.get("checkpoint"),
         )

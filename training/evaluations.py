@@ -32,11 +32,13 @@ from django.utils import timezone
 from PIL import Image
 
 from labeling import splits as split_service
-from labeling.exceptions import InvalidInput
 from labeling.models import Domain, Partition, Project
+from winnow import jobs as background
+from winnow.exceptions import InvalidInput
 
-from . import services
 from .models import Evaluation, EvaluationStatus, Run
+from .runs import local_path, training_queue
+from .use import pick_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +95,7 @@ def start_evaluation(*, run: Run, config: dict[str, Any], requested_by: Abstract
     run (400). Works on a running run too: it evaluates the checkpoint as it is now. With
     `enqueue=False` nothing is sent to a worker: the caller executes it (`manage.py evaluate`).
     """
-    checkpoint = services.pick_checkpoint(run=run, checkpoint_id=checkpoint_id)
+    checkpoint = pick_checkpoint(run=run, checkpoint_id=checkpoint_id)
     resolved = resolve_config(config, run)
     with transaction.atomic():
         evaluation = Evaluation.objects.create(run=run, checkpoint=checkpoint, step=checkpoint.step, config=resolved,
@@ -106,19 +108,16 @@ def start_evaluation(*, run: Run, config: dict[str, Any], requested_by: Abstract
 def enqueue_evaluation(evaluation_id: int) -> None:
     from . import jobs
 
-    jobs.evaluate.apply_async((evaluation_id,), queue=services.training_queue())
+    jobs.evaluate.apply_async((evaluation_id,), queue=training_queue())
 
 
 def execute_evaluation(*, evaluation_id: int, on_progress: Progress | None = None) -> Evaluation | None:
     """Compute a queued evaluation; claims it queued -> running, so a redelivered job does nothing.
-    While it computes it beats; if its worker dies, the worker's recovery sweep re-queues it.
+    While it computes it beats; if its worker dies, the sweep of winnow/jobs.py re-queues it.
 
     Any error marks it failed (with the message) and is re-raised for the worker's log.
     """
-    now = timezone.now()
-    if not Evaluation.objects.filter(pk=evaluation_id, status=EvaluationStatus.QUEUED).update(
-        status=EvaluationStatus.RUNNING, started_at=now, heartbeat_at=now
-    ):
+    if not Evaluation.objects.claim(evaluation_id):
         log.info("evaluation %s is not queued; nothing to do", evaluation_id)
         return None
     evaluation = Evaluation.objects.select_related("run__split", "checkpoint").get(pk=evaluation_id)
@@ -128,19 +127,19 @@ def execute_evaluation(*, evaluation_id: int, on_progress: Progress | None = Non
         if on_progress:
             on_progress(stage, fraction)
 
-    try:
-        with services.JobBeat(Evaluation, evaluation_id):  # a killed worker's evaluation is re-queued
-            results = compute(evaluation, progress)
-    except Exception as exc:
-        Evaluation.objects.filter(pk=evaluation_id).update(
-            status=EvaluationStatus.FAILED, finished_at=timezone.now(), error=f"{type(exc).__name__}: {exc}"[:5000]
-        )
-        raise
+    results = background.run_claimed(background.JobBeat(Evaluation, evaluation_id),
+                                     lambda: compute(evaluation, progress))
     Evaluation.objects.filter(pk=evaluation_id).update(
         status=EvaluationStatus.SUCCEEDED, finished_at=timezone.now(), results=json_safe(results), progress=1.0
     )
     evaluation.refresh_from_db()
     return evaluation
+
+
+def recover_stale_evaluations() -> list[int]:
+    """Re-queue running evaluations whose worker stopped beating; each starts over (its numbers are
+    written only when complete). Registered with the sweep of winnow/jobs.py (see apps.py)."""
+    return background.recover_stale(Evaluation, enqueue_evaluation)
 
 
 # --- computing (on the training worker) ---------------------------------------------------------
@@ -180,7 +179,7 @@ def compute(evaluation: Evaluation, progress: Progress) -> dict[str, Any]:
 
     run, config = evaluation.run, evaluation.config
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    path = services.local_path(evaluation.checkpoint.file.name)
+    path = local_path(evaluation.checkpoint.file.name)
     generators = {d: load_generator(path, d, device=device) for d in ("AB", "BA")}
 
     def translator(direction: str) -> Callable[[Image.Image], Image.Image]:

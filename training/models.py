@@ -7,13 +7,12 @@ storage named by an unguessable key, and are served only through the API, which 
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
-from django.utils import timezone
 
 from labeling.models import Project, Split
+from winnow.jobs import BackgroundJob
 
 
 def new_storage_key() -> str:
@@ -31,7 +30,10 @@ class RunStatus(models.TextChoices):
 FINISHED_RUN_STATUSES = (RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED)
 
 
-class Run(models.Model):
+class Run(BackgroundJob):
+    """A CycleGAN training of a split: a background job (winnow/jobs.py) whose worker beats while it
+    trains; a run whose worker died is queued again and resumes from its last checkpoint."""
+
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="runs")
     split = models.ForeignKey(Split, on_delete=models.PROTECT, related_name="runs")
     status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED)
@@ -39,12 +41,6 @@ class Run(models.Model):
     config = models.JSONField(default=dict)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     storage_key = models.CharField(max_length=24, default=new_storage_key, editable=False, unique=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    # Written by the executing worker every few seconds; a running run whose heartbeat is stale lost
-    # its worker and is re-queued to resume from its last checkpoint.
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
     # Which execution owns the run: a worker that finds another token here has been replaced and stops.
     worker_token = models.CharField(max_length=32, blank=True)
     worker = models.CharField(max_length=200, blank=True)
@@ -58,7 +54,6 @@ class Run(models.Model):
     images_per_s = models.FloatField(null=True, blank=True)
     elapsed_s = models.FloatField(default=0.0)
     stop_reason = models.CharField(max_length=20, blank=True)  # completed, cancelled, time_limit
-    error = models.TextField(blank=True)
 
     class Meta:
         ordering = ["-id"]
@@ -66,6 +61,10 @@ class Run(models.Model):
 
     def __str__(self) -> str:
         return f"run {self.pk} ({self.status})"
+
+    @classmethod
+    def stale_seconds(cls) -> float:
+        return float(settings.WINNOW_RUN_STALE_SECONDS)
 
     @property
     def storage_prefix(self) -> str:
@@ -81,10 +80,6 @@ class Run(models.Model):
             return None
         batch = int(self.config.get("batch_size", 1))
         return max(self.total_steps - self.step, 0) * batch / self.images_per_s
-
-    def is_stale(self, stale_after: timedelta, now: datetime | None = None) -> bool:
-        now = now or timezone.now()
-        return self.status == RunStatus.RUNNING and (self.heartbeat_at is None or self.heartbeat_at < now - stale_after)
 
 
 class MetricPoint(models.Model):
@@ -147,7 +142,7 @@ class AugmentationStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class Augmentation(models.Model):
+class Augmentation(BackgroundJob):
     """N synthetic images of the minority domain, translated from the majority domain, as a zip."""
 
     run = models.ForeignKey(Run, on_delete=models.CASCADE, related_name="augmentations")
@@ -157,18 +152,17 @@ class Augmentation(models.Model):
     status = models.CharField(max_length=10, choices=AugmentationStatus.choices, default=AugmentationStatus.QUEUED)
     file = models.FileField(max_length=300, blank=True)
     produced = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    # Written every heartbeat while a worker produces it; a stale beat means the worker died (re-queued).
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
 
     def __str__(self) -> str:
         return f"augmentation {self.pk} of run {self.run_id}"
+
+    @classmethod
+    def stale_seconds(cls) -> float:
+        return float(settings.WINNOW_RUN_STALE_SECONDS)
 
     @property
     def project(self) -> Project:
@@ -182,7 +176,7 @@ class EvaluationStatus(models.TextChoices):
     FAILED = "failed", "Failed"
 
 
-class Evaluation(models.Model):
+class Evaluation(BackgroundJob):
     """Numbers for one checkpoint of a run: FID/KID, known-mapping PSNR/SSIM, classifier gain.
 
     `config` says what was asked (metrics and their settings, resolved); `results` holds one entry
@@ -198,19 +192,17 @@ class Evaluation(models.Model):
     config = models.JSONField(default=dict)
     results = models.JSONField(default=dict, blank=True)
     progress = models.FloatField(default=0.0)
-    error = models.TextField(blank=True)
     requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
-    # Written every heartbeat while a worker computes it; a stale beat means the worker died (re-queued).
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-id"]
 
     def __str__(self) -> str:
         return f"evaluation {self.pk} of run {self.run_id} at step {self.step}"
+
+    @classmethod
+    def stale_seconds(cls) -> float:
+        return float(settings.WINNOW_RUN_STALE_SECONDS)
 
     @property
     def project(self) -> Project:

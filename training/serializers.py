@@ -1,4 +1,4 @@
-"""Serializers validate and shape; they never call services."""
+"""Serializers validate and shape; they never call domain code."""
 
 from __future__ import annotations
 

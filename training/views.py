@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 
 from labeling.models import Membership, Project, Role
+from labeling.permissions import role_in
 from labeling.views import review_url
 
 from .models import Run
@@ -39,3 +42,16 @@ def run_page(request: HttpRequest, pk: int) -> HttpResponse:
     """One run: status, progress and ETA, loss curves, sample grids, checkpoints, cancel/resume, translate."""
     run = get_object_or_404(Run.objects.select_related("project", "split"), pk=pk, project__deleted_at__isnull=True)
     return _render(request, run.project, "training/run.html", {"run": run})
+
+
+def may_read_run_file(user: Any, parts: list[str]) -> bool:
+    """Run files (runs/<run>-<storage key>/): sample grids to the run project's members, the rest
+    (checkpoints, generator exports, augmentations) to its owners, as the API's downloads allow.
+    A rule of winnow.media, registered in apps.py."""
+    run_id, _, storage_key = parts[1].partition("-")
+    if not (run_id.isascii() and run_id.isdigit()):
+        return False
+    run = Run.objects.filter(pk=int(run_id), storage_key=storage_key, project__deleted_at__isnull=True).select_related(
+        "project").first()
+    role = None if run is None else role_in(user, run.project)
+    return role is not None and (parts[2] == "samples" or role == Role.OWNER)

@@ -2,8 +2,10 @@
 
 import os
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
+from celery.signals import worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "winnow.settings")
 
@@ -16,3 +18,11 @@ for _key in ("data_folder_in", "data_folder_out", "processed_folder", "control_f
     _folder = app.conf.broker_transport_options.get(_key)
     if _folder:
         Path(_folder).mkdir(parents=True, exist_ok=True)
+
+
+@worker_ready.connect
+def start_job_sweeper(**kwargs: Any) -> None:
+    """Every worker takes over stale jobs of every kind now and every WINNOW_JOB_SWEEP_SECONDS (winnow/jobs.py)."""
+    from winnow import jobs  # models: import once Django's apps are ready
+
+    jobs.start_sweeper()

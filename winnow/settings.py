@@ -170,7 +170,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "labeling.exceptions.api_exception_handler",
+    "EXCEPTION_HANDLER": "winnow.exceptions.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 100,
     # `?format=` belongs to the export endpoint (json, ndjson, csv…), not to renderer negotiation.
@@ -216,9 +216,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # Training goes to the `gpu` queue when a GPU worker exists; a CPU-only install routes it to `default`.
 WINNOW_TRAINING_QUEUE = env_str("WINNOW_TRAINING_QUEUE", "gpu")
-# A running run's worker beats this often; a run whose beat is older than the stale limit lost its
-# worker and is queued again, resuming from its last checkpoint.
-WINNOW_RUN_HEARTBEAT_SECONDS = env_float("WINNOW_RUN_HEARTBEAT_SECONDS", 5, minimum=0.1)
+# Background jobs (exports, webhook deliveries, runs, evaluations, augmentations, winnow/jobs.py):
+# the worker of a running job beats this often (WINNOW_RUN_HEARTBEAT_SECONDS is the older name),
+# and every worker sweeps this often for jobs whose worker stopped beating, to queue them again.
+WINNOW_JOB_HEARTBEAT_SECONDS = env_float(
+    "WINNOW_JOB_HEARTBEAT_SECONDS", env_float("WINNOW_RUN_HEARTBEAT_SECONDS", 5, minimum=0.1), minimum=0.1
+)
+WINNOW_JOB_SWEEP_SECONDS = env_float("WINNOW_JOB_SWEEP_SECONDS", 10, minimum=0.1)
+# A running run, evaluation or augmentation whose beat is older than this lost its worker and is
+# queued again; a run resumes from its last checkpoint.
 WINNOW_RUN_STALE_SECONDS = env_float("WINNOW_RUN_STALE_SECONDS", 60, minimum=1)
 WINNOW_MIN_DOMAIN_IMAGES = env_int("WINNOW_MIN_DOMAIN_IMAGES", 4, minimum=1)
 WINNOW_TRAINING_DATA_WORKERS = env_int("WINNOW_TRAINING_DATA_WORKERS", 4, minimum=0)
@@ -237,7 +243,7 @@ INGEST_MAX_URL_TASKS = env_int("INGEST_MAX_URL_TASKS", 100_000, minimum=1)
 WINNOW_PREPARED_STATEMENTS = env_bool("WINNOW_PREPARED_STATEMENTS", True)
 # Export files are deleted this long after they were written (0: kept until deleted by hand).
 EXPORT_RETENTION_HOURS = env_int("EXPORT_RETENTION_HOURS", 168, minimum=0)
-# A running export whose worker has not beaten for this long is taken over by a redelivered job.
+# A running export whose worker has not beaten for this long is taken over (by the sweep or a redelivered job).
 EXPORT_STALE_SECONDS = env_int("EXPORT_STALE_SECONDS", 120, minimum=1)
 INGEST_URL_TIMEOUT = env_int("INGEST_URL_TIMEOUT", 15, minimum=1)
 INGEST_URL_MAX_REDIRECTS = env_int("INGEST_URL_MAX_REDIRECTS", 5, minimum=0)

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
 from labeling import views as labeling_views
+from winnow import media
 from winnow.views import healthz, signup
 
 urlpatterns = [
@@ -21,7 +22,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.+)$", labeling_views.media, name="media"),
+    re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.+)$", media.serve, name="media"),
     path("", include("labeling.page_urls")),
     path("", include("training.page_urls")),
     path("", labeling_views.home, name="home"),

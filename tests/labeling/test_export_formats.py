@@ -344,7 +344,7 @@ def test_a_redelivered_export_job_takes_over_only_from_a_dead_worker(labeled: Pr
 def test_a_starting_worker_finishes_an_export_whose_worker_died(celery_worker: Any, labeled: Project, alice: Any) -> None:
     dead = Export.objects.create(project=labeled, format="csv", requested_by=alice)
     partial = _as_if_its_worker_was_killed(dead, timedelta(hours=1))
-    assert exports.requeue_stalled_exports() == 1  # what the worker_ready hook runs
+    assert exports.requeue_stalled_exports() == [dead.pk]  # what every worker's sweep runs
     wait_for(lambda: Export.objects.get(pk=dead.pk).status == ExportStatus.DONE, what="the export taken over")
     assert Export.objects.get(pk=dead.pk).rows_done == 3
     wait_for(lambda: not partial.exists(), timeout=5, what="the dead worker's partial file removed")

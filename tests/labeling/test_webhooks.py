@@ -379,7 +379,7 @@ def test_stalled_deliveries_are_queued_again(project: Project, settings: Any) ->
     _pending_delivery(project, "http://localhost:9/c", status=DeliveryStatus.DELIVERED,
                       next_attempt_at=timezone.now() - timedelta(minutes=5))
 
-    assert webhooks.resend_stalled() == 1
+    assert webhooks.resend_stalled() == [stalled.pk]
     assert Delivery.objects.get(pk=stalled.pk).attempts == 2  # the attempt is claimed by the job, not here
 
 

@@ -13,13 +13,13 @@ from PIL import Image
 
 from labeling import ingest, projects, splits
 from labeling.models import Batch, BatchStatus, Choice, DecidedBy, Project, Split, Task, TaskStatus
-from training import services as services_training
+from training import runs
 from training.models import Run, RunStatus
 
 # Worker timings for tests, set before any worker subprocess copies the environment: a heartbeat
 # every half second and recovery after 5 s of silence (production: 5 s and 60 s). No loader
 # processes: the tiny images decode faster than processes start.
-os.environ.setdefault("WINNOW_RUN_HEARTBEAT_SECONDS", "0.5")
+os.environ.setdefault("WINNOW_JOB_HEARTBEAT_SECONDS", "0.5")
 os.environ.setdefault("WINNOW_RUN_STALE_SECONDS", "5")
 os.environ.setdefault("WINNOW_TRAINING_DATA_WORKERS", "0")
 
@@ -93,8 +93,8 @@ def trained_run(transactional_db: Any, approved_split: Split, alice: Any) -> Run
     Created directly rather than through start_run, so no message reaches a worker.
     """
     run = Run.objects.create(project=approved_split.project, split=approved_split, requested_by=alice,
-                             config=services_training.resolve_config(TINY_CONFIG))
-    services_training.execute_run(run_id=run.pk)
+                             config=runs.resolve_config(TINY_CONFIG))
+    runs.execute_run(run_id=run.pk)
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, run.error
     return run

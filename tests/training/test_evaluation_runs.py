@@ -16,10 +16,10 @@ from django.core.files.storage import default_storage
 from labeling import splits
 from labeling.models import Batch, Project, Split
 from tests.conftest import wait_for
-from training import evaluations
-from training import services as training_services
+from training import evaluations, runs
 from training.evaluation import fid
 from training.models import Checkpoint, Evaluation, EvaluationStatus, Run, RunStatus
+from winnow.jobs import JobBeat
 
 from .conftest import TINY_CONFIG, noise_png
 
@@ -57,9 +57,9 @@ def finished_run(split: Split, owner: Any, checkpoint: Path) -> Run:
     """A succeeded run of the split whose one checkpoint is a copy of `checkpoint`, as a worker leaves it."""
     step = int(checkpoint.stem.split("_")[-1])
     run = Run.objects.create(project=split.project, split=split, requested_by=owner, status=RunStatus.SUCCEEDED,
-                             config=training_services.resolve_config(TINY_CONFIG), step=step, total_steps=step)
+                             config=runs.resolve_config(TINY_CONFIG), step=step, total_steps=step)
     name = f"{run.storage_prefix}/checkpoints/{checkpoint.name}"
-    target = training_services.local_path(name)
+    target = runs.local_path(name)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(checkpoint, target)
     Checkpoint.objects.create(run=run, step=step, file=name, byte_size=target.stat().st_size)
@@ -173,7 +173,7 @@ def test_bad_requests_are_refused_and_store_nothing(run_to_evaluate: Run, alice:
 
 def test_a_run_without_a_checkpoint_cannot_be_evaluated(test_split: Split, alice: Any, client_for: Callable) -> None:
     run = Run.objects.create(project=test_split.project, split=test_split, requested_by=alice,
-                             config=training_services.resolve_config(TINY_CONFIG))
+                             config=runs.resolve_config(TINY_CONFIG))
     response = post(client_for(alice), run=run.pk, metrics=["classifier"])
     assert response.status_code == 409 and "no checkpoint" in response.json()["detail"]
     assert not Evaluation.objects.exists()
@@ -249,10 +249,10 @@ def test_an_evaluation_beats_while_it_computes(run_to_evaluate: Run, alice: Any,
     evaluation = evaluations.start_evaluation(run=run_to_evaluate, requested_by=alice, enqueue=False,
                                               config={"metrics": ["known_mapping"], "known_mapping": KNOWN_MAPPING})
     _stale(evaluation, 3600)
-    with training_services.JobBeat(Evaluation, evaluation.pk):
+    with JobBeat(Evaluation, evaluation.pk):
         wait_for(lambda: Evaluation.objects.get(pk=evaluation.pk).heartbeat_at > evaluation.created_at,
                  timeout=10, what="a heartbeat")
-    assert not training_services.recover_stale_jobs()  # beating: not stale
+    assert not evaluations.recover_stale_evaluations()  # beating: not stale
 
 
 def test_an_evaluation_whose_worker_died_is_requeued_and_finished(
@@ -261,9 +261,9 @@ def test_an_evaluation_whose_worker_died_is_requeued_and_finished(
     dead = evaluations.start_evaluation(run=run_to_evaluate, requested_by=alice, enqueue=False,
                                         config={"metrics": ["known_mapping"], "known_mapping": KNOWN_MAPPING})
     _stale(dead, 3600)
-    # The live worker's recovery sweep (every half stale period) or this call, whichever comes first,
+    # The live worker's sweep (every WINNOW_JOB_SWEEP_SECONDS) or this call, whichever comes first,
     # re-queues it once: each claim is a conditional update.
-    assert training_services.recover_stale_jobs() in ([("evaluation", dead.pk)], [])
+    assert evaluations.recover_stale_evaluations() in ([dead.pk], [])
     wait_for(lambda: Evaluation.objects.get(pk=dead.pk).status in {"succeeded", "failed"}, timeout=120,
              what="the re-queued evaluation")
     dead.refresh_from_db()

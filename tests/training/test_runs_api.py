@@ -10,7 +10,7 @@ import pytest
 from labeling import splits
 from labeling.models import Project, Split
 from training.models import Run, RunStatus
-from training.services import recover_stale_runs
+from training.runs import recover_stale_runs
 
 from .conftest import TINY_CONFIG
 
@@ -87,8 +87,8 @@ def test_it_refuses_nonsense_config_values(approved_split: Split, alice: Any, cl
 
 def test_the_api_takes_every_config_key_the_model_has(approved_split: Split, alice: Any, client_for: Callable) -> None:
     from training.cyclegan.model import CycleGANConfig
+    from training.runs import WORKER_KEYS
     from training.serializers import RunConfigSerializer
-    from training.services import WORKER_KEYS
 
     # All but how the worker runs it and the channel counts (Winnow's images are RGB).
     model_keys = set(CycleGANConfig.__dataclass_fields__) - set(WORKER_KEYS) - {"input_nc", "output_nc"}

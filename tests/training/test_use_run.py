@@ -20,7 +20,7 @@ from PIL import Image
 
 from labeling.models import Split
 from tests.conftest import wait_for
-from training import services
+from training import runs, use
 from training.models import Augmentation, AugmentationStatus, Checkpoint, Run, RunStatus
 
 from .conftest import TINY_CONFIG
@@ -142,18 +142,18 @@ def test_a_run_that_cannot_read_its_data_fails_with_the_reason(
     transactional_db: Any, approved_split: Split, alice: Any
 ) -> None:
     run = Run.objects.create(project=approved_split.project, split=approved_split, requested_by=alice,
-                             config=services.resolve_config(TINY_CONFIG))
+                             config=runs.resolve_config(TINY_CONFIG))
     item = approved_split.items.select_related("asset").first()
     stored = default_storage.open(item.asset.file.name, "rb").read()
     default_storage.delete(item.asset.file.name)
     try:
         with pytest.raises(FileNotFoundError):
-            services.execute_run(run_id=run.pk)
+            runs.execute_run(run_id=run.pk)
     finally:
         default_storage.save(item.asset.file.name, io.BytesIO(stored))
     run.refresh_from_db()
     assert run.status == RunStatus.FAILED and "FileNotFoundError" in run.error and run.finished_at is not None
-    services.execute_run(run_id=run.pk)  # not queued any more: a redelivered message does nothing
+    runs.execute_run(run_id=run.pk)  # not queued any more: a redelivered message does nothing
     assert Run.objects.get(pk=run.pk).attempts == 1
 
 
@@ -162,21 +162,21 @@ def test_an_augmentation_whose_worker_died_goes_back_to_the_queue(trained_run: R
 
     from django.utils import timezone
 
-    dead = services.start_augmentation(run=trained_run, count=2, requested_by=alice)
-    beating = services.start_augmentation(run=trained_run, count=2, requested_by=alice)
+    dead = use.start_augmentation(run=trained_run, count=2, requested_by=alice)
+    beating = use.start_augmentation(run=trained_run, count=2, requested_by=alice)
     Augmentation.objects.filter(pk=dead.pk).update(status=AugmentationStatus.RUNNING,
                                                    heartbeat_at=timezone.now() - timedelta(hours=1))
     Augmentation.objects.filter(pk=beating.pk).update(status=AugmentationStatus.RUNNING, heartbeat_at=timezone.now())
-    assert services.recover_stale_jobs() == [("augmentation", dead.pk)]
+    assert use.recover_stale_augmentations() == [dead.pk]
     assert Augmentation.objects.get(pk=dead.pk).status == AugmentationStatus.QUEUED
     assert Augmentation.objects.get(pk=beating.pk).status == AugmentationStatus.RUNNING
-    assert services.recover_stale_jobs() == []  # claimed once
+    assert use.recover_stale_augmentations() == []  # claimed once
     # The next attempt removes the half-written zip the dead one left, then writes the whole file.
-    folder = services.local_path(f"{trained_run.storage_prefix}/augmentations")
+    folder = runs.local_path(f"{trained_run.storage_prefix}/augmentations")
     folder.mkdir(parents=True, exist_ok=True)
     leftover = folder / f".{dead.pk}-halfwritten.tmp"
     leftover.write_bytes(b"PK")
-    services.execute_augmentation(augmentation_id=dead.pk)
+    use.execute_augmentation(augmentation_id=dead.pk)
     dead.refresh_from_db()
     assert dead.status == AugmentationStatus.SUCCEEDED, dead.error
     assert not leftover.exists() and not list(folder.glob("*.tmp"))

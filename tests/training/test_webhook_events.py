@@ -4,7 +4,7 @@ import pytest
 
 from labeling import splits
 from labeling.models import Delivery, Webhook
-from training import services as training
+from training import runs as training
 from training.models import Run, RunStatus
 
 from .conftest import TINY_CONFIG

@@ -10,9 +10,9 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from labeling.exceptions import Conflict, InvalidInput
 from training import evaluations
 from training.models import Evaluation, Run
+from winnow.exceptions import Conflict, InvalidInput
 
 
 def known_mapping_params(value: str) -> dict[str, Any]:

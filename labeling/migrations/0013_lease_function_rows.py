@@ -14,7 +14,7 @@ SIGNATURE = "winnow_lease_tasks(bigint, integer, integer, integer, text[], times
 
 
 class Migration(migrations.Migration):
-    dependencies = [("labeling", "0011_export_heartbeat")]
+    dependencies = [("labeling", "0012_background_job_delivery")]
 
     operations = [
         migrations.RunSQL(f"ALTER FUNCTION {SIGNATURE} ROWS 10", f"ALTER FUNCTION {SIGNATURE} ROWS 1000"),

@@ -9,8 +9,8 @@ from django.utils import timezone
 
 from labeling import ingest, projects
 from labeling.models import Asset
-from labeling.views import may_read_media
 from tests.conftest import CHOICES
+from winnow.media import may_read as may_read_media
 
 pytestmark = pytest.mark.django_db
 
