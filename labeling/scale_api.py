@@ -255,22 +255,41 @@ def batch_by_name(user: Any, name: str, project: Project | None = None) -> Batch
     return matches[0]
 
 
-def task_by_id(user: Any, task_id: str) -> Task:
+OWNER = {Role.OWNER}
+REVIEWERS = {Role.OWNER, Role.REVIEWER}
+ANNOTATORS_LEASE = (
+    "annotators see tasks only by leasing them (POST /api/v1/projects/{id}/next-tasks/): a task's details "
+    "and listings show gold tasks and other people's answers"
+)
+
+
+def readable_tasks(user: Any) -> QuerySet[Task]:
+    """Tasks of the projects where the user is an owner or a reviewer, as the native task listing
+    scopes them. One filter() call, so user and role match the same membership row."""
+    return task_queryset().filter(
+        project__memberships__user=user, project__memberships__role__in=REVIEWERS, project__deleted_at__isnull=True
+    )
+
+
+def task_by_id(user: Any, task_id: str, *, roles: set[str] = REVIEWERS, what: str = "read tasks") -> Task:
+    """The task, for a caller whose role in its project is one of `roles`: 404 for a task of a project
+    the caller is not a member of (as for one that does not exist), 403 for a member in another role."""
     task = None
-    if task_id.isdigit():
+    if task_id.isascii() and task_id.isdigit() and int(task_id) <= services.MAX_ID:
         task = task_queryset().filter(pk=int(task_id), project__in=_visible_projects(user)).first()
     if task is None:
         raise NotFound(f"no task {task_id!r} is visible to this API key")
+    role = role_in(user, task.project)
+    if role not in roles:
+        if role == Role.ANNOTATOR and roles == REVIEWERS:
+            raise NotAllowed(ANNOTATORS_LEASE)
+        require_role(user, task.project, roles, what)
     return task
 
 
 def require_role(user: Any, project: Project, roles: set[str], what: str) -> None:
     if role_in(user, project) not in roles:
         raise NotAllowed(f"only the project's {' and '.join(sorted(r + 's' for r in roles))} may {what}")
-
-
-OWNER = {Role.OWNER}
-REVIEWERS = {Role.OWNER, Role.REVIEWER}
 
 
 # --- shapes -----------------------------------------------------------------------------------
@@ -759,8 +778,7 @@ class TaskView(ScaleView):
 
 class TaskCancelView(ScaleView):
     def post(self, request: Request, task_id: str) -> Response:
-        task = task_by_id(request.user, task_id)
-        require_role(request.user, task.project, OWNER, "cancel tasks")
+        task = task_by_id(request.user, task_id, roles=OWNER, what="cancel tasks")
         clear = parse_bool(request.query_params.get("clear_unique_id", "false"), "clear_unique_id")
         with transaction.atomic():
             services.cancel_task(task=task)
@@ -812,8 +830,7 @@ class TaskAuditView(ScaleView):
 
 class TaskUniqueIdView(ScaleView):
     def post(self, request: Request, task_id: str) -> Response:
-        task = task_by_id(request.user, task_id)
-        require_role(request.user, task.project, OWNER, "change tasks")
+        task = task_by_id(request.user, task_id, roles=OWNER, what="change tasks")
         unique_id = self.body().get("unique_id")
         if not isinstance(unique_id, str) or not 0 < len(unique_id) <= 255:
             raise InvalidInput("unique_id must be a string of 1 to 255 characters")
@@ -825,16 +842,14 @@ class TaskUniqueIdView(ScaleView):
         return Response(task_json(task_by_id(request.user, task_id), base_url=request.build_absolute_uri("/")))
 
     def delete(self, request: Request, task_id: str) -> Response:
-        task = task_by_id(request.user, task_id)
-        require_role(request.user, task.project, OWNER, "change tasks")
+        task = task_by_id(request.user, task_id, roles=OWNER, what="change tasks")
         Task.objects.filter(pk=task.pk).update(unique_id=None)
         return Response(task_json(task_by_id(request.user, task_id), base_url=request.build_absolute_uri("/")))
 
 
 class TaskMetadataView(ScaleView):
     def post(self, request: Request, task_id: str) -> Response:
-        task = task_by_id(request.user, task_id)
-        require_role(request.user, task.project, OWNER, "change tasks")
+        task = task_by_id(request.user, task_id, roles=OWNER, what="change tasks")
         Task.objects.filter(pk=task.pk).update(metadata=self.body())
         return Response(task_json(task_by_id(request.user, task_id), base_url=request.build_absolute_uri("/")))
 
@@ -846,7 +861,7 @@ class TasksView(ScaleView):
         params = request.query_params
         if params.get("tags"):
             raise InvalidInput("Winnow tasks have no tags; filter by project, batch, status or unique_id")
-        tasks = task_queryset().filter(project__in=_visible_projects(request.user))
+        tasks = readable_tasks(request.user)
         if params.get("project"):
             tasks = tasks.filter(project__name=params["project"])
         if params.get("batch"):
