@@ -29,6 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 import requests
+import urllib3.exceptions
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ObjectDoesNotExist
@@ -265,22 +266,24 @@ def _post(delivery: Delivery) -> tuple[int | None, str]:
         "X-Winnow-Event": delivery.event,
         "X-Winnow-Delivery": str(delivery.pk),
     }
-    try:
-        with session.post(delivery.url, data=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
-                          allow_redirects=False, stream=True) as response:
-            code = response.status_code
-            if 200 <= code < 300:
-                return code, ""
-            if response.is_redirect:
-                return code, f"HTTP {code}: redirects are not followed; point the webhook at the final URL"
-            excerpt = response.raw.read(300, decode_content=True).decode("utf-8", "replace").strip()
-            return code, f"HTTP {code}" + (f": {excerpt}" if excerpt else "")
-    except ingest.Rejected as exc:  # the name resolved inward after the check above (DNS rebinding)
-        return None, f"refused: {exc}"
-    except requests.Timeout:
-        return None, f"no answer within {settings.WEBHOOK_TIMEOUT_SECONDS:g} s"
-    except requests.RequestException as exc:
-        return None, f"could not connect: {exc.__class__.__name__}"
+    # The timeout bounds the whole exchange, so a receiver that answers a byte at a time cannot hold the worker.
+    with session, ingest.Deadline(settings.WEBHOOK_TIMEOUT_SECONDS) as deadline:
+        try:
+            with session.post(delivery.url, data=body, headers=headers, timeout=deadline.remaining(),
+                              allow_redirects=False, stream=True) as response:
+                code = response.status_code
+                if 200 <= code < 300:
+                    return code, ""
+                if response.is_redirect:
+                    return code, f"HTTP {code}: redirects are not followed; point the webhook at the final URL"
+                excerpt = response.raw.read(300, decode_content=True).decode("utf-8", "replace").strip()
+                return code, f"HTTP {code}" + (f": {excerpt}" if excerpt else "")
+        except ingest.Rejected as exc:  # the name resolved inward after the check above (DNS rebinding)
+            return None, f"refused: {exc}"
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+            if deadline.expired or isinstance(exc, requests.Timeout):
+                return None, f"no answer within {settings.WEBHOOK_TIMEOUT_SECONDS:g} s"
+            return None, f"could not connect: {exc.__class__.__name__}"
 
 
 def redeliver(*, delivery: Delivery) -> Delivery:

@@ -61,6 +61,19 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_hosts(name: str) -> list[str]:
+    """A comma-separated list of `host`, `host:port`, `[ipv6]` or `[ipv6]:port` entries."""
+    entries = env_list(name)
+    for entry in entries:
+        if entry.startswith("["):
+            port = entry.partition("]")[2].removeprefix(":")
+        else:
+            port = entry.partition(":")[2] if entry.count(":") == 1 else ""
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ImproperlyConfigured(f"{name}: {entry!r} must be host or host:port, with a port from 1 to 65535")
+    return entries
+
+
 DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -235,10 +248,17 @@ WINNOW_PREPARED_STATEMENTS = env_bool("WINNOW_PREPARED_STATEMENTS", True)
 EXPORT_RETENTION_HOURS = env_int("EXPORT_RETENTION_HOURS", 168, minimum=0)
 # A running export whose worker has not beaten for this long is taken over by a redelivered job.
 EXPORT_STALE_SECONDS = env_int("EXPORT_STALE_SECONDS", 120, minimum=1)
+# One download attempt (connection, redirects, headers and body) takes at most this long in all.
 INGEST_URL_TIMEOUT = env_int("INGEST_URL_TIMEOUT", 15, minimum=1)
 INGEST_URL_MAX_REDIRECTS = env_int("INGEST_URL_MAX_REDIRECTS", 5, minimum=0)
-# Hosts (names or IP addresses) allowed even though they resolve to private or loopback addresses.
-INGEST_ALLOWED_HOSTS = env_list("INGEST_ALLOWED_HOSTS")
+# A 429 or 5xx answer is tried again this many times, after BACKOFF × 2^n seconds or the server's
+# Retry-After, never waiting more than MAX_WAIT seconds.
+INGEST_URL_RETRIES = env_int("INGEST_URL_RETRIES", 2, minimum=0)
+INGEST_URL_RETRY_BACKOFF = env_float("INGEST_URL_RETRY_BACKOFF", 1, minimum=0)
+INGEST_URL_RETRY_MAX_WAIT = env_float("INGEST_URL_RETRY_MAX_WAIT", 30, minimum=0)
+# Hosts (names or IP addresses) allowed even though they resolve to internal addresses: `host` on any
+# port, `host:port` (`[v6]:port`) on that port only.
+INGEST_ALLOWED_HOSTS = env_hosts("INGEST_ALLOWED_HOSTS")
 THUMBNAIL_SIZE = env_int("THUMBNAIL_SIZE", 256, minimum=16)
 
 # Webhooks and callbacks: a failed delivery is retried after BASE, 2×BASE, 4×BASE… seconds (at most
