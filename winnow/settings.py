@@ -74,6 +74,29 @@ def env_hosts(name: str) -> list[str]:
     return entries
 
 
+def env_rate(name: str, default: str) -> str | None:
+    """A rate as DRF writes it, `N/s`, `N/min`, `N/hour` or `N/day`; `off` (or 0) turns the limit off."""
+    raw = os.environ.get(name, default).strip().lower()
+    if raw in {"off", "0", "none"}:
+        return None
+    number, _, period = raw.partition("/")
+    if not number.isdigit() or int(number) < 1 or period not in {"s", "sec", "m", "min", "h", "hour", "d", "day"}:
+        raise ImproperlyConfigured(f"{name} must be a rate such as 10/min, 100/hour or 1000/day (or off), got {raw!r}")
+    return raw
+
+
+def cache_settings(url: str) -> dict[str, str]:
+    """The default cache from CACHE_URL: redis://host:port/db (what production uses, shared by every web
+    process), file:///path, or locmem:// (one process; `make run`'s default, as it needs no server)."""
+    if url in {"", "locmem://"}:
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "winnow"}
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    if url.startswith("file://") and len(url) > len("file://"):
+        return {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": url[len("file://"):]}
+    raise ImproperlyConfigured(f"CACHE_URL must be redis://host:port/db, file:///path or locmem://, got {url!r}")
+
+
 DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -169,6 +192,13 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 1000, minimum=1)
 
+CACHES = {"default": cache_settings(env_str("CACHE_URL", ""))}
+
+# Password guessing: failed sign-ins (API token, /login/, admin) and sign-ups allowed per client address
+# and per username before the door answers 429 (winnow/throttling.py, docs/SECURITY.md).
+LOGIN_RATE_PER_IP = env_rate("LOGIN_RATE_PER_IP", "10/min")
+LOGIN_RATE_PER_USERNAME = env_rate("LOGIN_RATE_PER_USERNAME", "20/hour")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "labeling.authentication.TokenAuthentication",
@@ -181,6 +211,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
     # `?format=` belongs to the export endpoint (json, ndjson, csv…), not to renderer negotiation.
     "URL_FORMAT_OVERRIDE": None,
+    # How many proxies in front of the server append to X-Forwarded-For; 0 trusts only REMOTE_ADDR, so a
+    # client cannot pick its own address for the sign-in throttle by sending the header itself.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0, minimum=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Winnow API",
