@@ -302,6 +302,8 @@ WEBHOOK_RETRY_MAX_DELAY_SECONDS = env_float("WEBHOOK_RETRY_MAX_DELAY_SECONDS", 3
 WEBHOOK_RETRY_WINDOW_SECONDS = env_float("WEBHOOK_RETRY_WINDOW_SECONDS", 24 * 3600, minimum=1)
 WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=0.1)
 WEBHOOK_QUEUE = env_str("WEBHOOK_QUEUE", "default")
+# After a secret rotation, deliveries are signed with the new and the previous secret for this long.
+WEBHOOK_SECRET_GRACE_HOURS = env_float("WEBHOOK_SECRET_GRACE_HOURS", 24, minimum=0)
 # The address clients reach this server at; callbacks sent by workers use it for image URLs.
 WINNOW_PUBLIC_URL = env_str("WINNOW_PUBLIC_URL", "http://localhost:8000")
 
