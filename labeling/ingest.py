@@ -170,6 +170,11 @@ def store(data: bytes) -> tuple[Asset, bool]:
 # --- zip archives -----------------------------------------------------------------------------
 
 
+# Members that expand to no more than this are never judged by their compression ratio: they cost
+# nothing to unpack, and small flat images (icons, masks) compress very well.
+RATIO_FREE_BYTES = 1024 * 1024
+
+
 @dataclass
 class ZipMember:
     name: str
@@ -180,8 +185,9 @@ class ZipMember:
 def iter_zip(fileobj: IO[bytes]) -> Iterator[ZipMember]:
     """Yield the images of a zip archive, refusing the whole archive if it is not a safe zip.
 
-    Unsafe members (`..` or absolute paths, links, single files over the size limit) come back with
-    a reason instead of data, so the caller can report them and go on with the rest.
+    Unsafe members (`..` or absolute paths, links, single files over the size limit, members that
+    expand more than INGEST_MAX_ZIP_RATIO times) come back with a reason instead of data, so the
+    caller can report them and go on with the rest. Members are read one at a time, as they are asked for.
     """
     try:
         archive = zipfile.ZipFile(fileobj)
@@ -220,6 +226,14 @@ def iter_zip(fileobj: IO[bytes]) -> Iterator[ZipMember]:
         if info.file_size > settings.INGEST_MAX_FILE_BYTES:
             yield ZipMember(
                 name, None, f"file is {_mb(info.file_size)}, over the limit of {_mb(settings.INGEST_MAX_FILE_BYTES)}"
+            )
+            continue
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > RATIO_FREE_BYTES and ratio > settings.INGEST_MAX_ZIP_RATIO:
+            yield ZipMember(
+                name, None,
+                f"expands {ratio:,.0f}× when unpacked ({_mb(info.compress_size)} to {_mb(info.file_size)}), over the "
+                f"limit of {settings.INGEST_MAX_ZIP_RATIO:,}×; upload this image on its own or zip it without compression",
             )
             continue
         try:

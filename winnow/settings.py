@@ -271,6 +271,8 @@ INGEST_MAX_FILE_BYTES = env_int("INGEST_MAX_FILE_BYTES", 50 * 1024 * 1024, minim
 INGEST_MAX_PIXELS = env_int("INGEST_MAX_PIXELS", 50_000_000, minimum=1)
 INGEST_MAX_ZIP_BYTES = env_int("INGEST_MAX_ZIP_BYTES", 4 * 1024 * 1024 * 1024, minimum=1)
 INGEST_MAX_ZIP_MEMBERS = env_int("INGEST_MAX_ZIP_MEMBERS", 100_000, minimum=1)
+# A zip member over 1 MB expanded that expands more than this many times its compressed size is refused.
+INGEST_MAX_ZIP_RATIO = env_int("INGEST_MAX_ZIP_RATIO", 200, minimum=1)
 INGEST_MAX_URL_TASKS = env_int("INGEST_MAX_URL_TASKS", 100_000, minimum=1)
 # On PostgreSQL, lease tasks with one call of the database function winnow_lease_tasks (migration
 # labeling 0009) rather than eleven ORM statements; off runs the ORM version, which other databases use.
