@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -459,6 +460,17 @@ class WebhookSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "project", "created_at"]
 
 
+class WebhookSecretSerializer(serializers.Serializer):
+    secret = serializers.CharField(help_text="the key; X-Winnow-Signature is HMAC-SHA256 of the body with it")
+    standard_secret = serializers.CharField(help_text="the same key as Standard Webhooks libraries take it "
+                                            "(whsec_…), to check webhook-id/-timestamp/-signature")
+    scale_callback_auth = serializers.CharField(help_text="the scale-callback-auth header of Scale-style callbacks")
+    header = serializers.CharField()
+    algorithm = serializers.CharField()
+    previous_secret_valid_until = serializers.DateTimeField(
+        allow_null=True, help_text="after a rotation, deliveries are signed with the previous secret too until then")
+
+
 class DeliverySerializer(serializers.ModelSerializer):
     class Meta:
         model = Delivery
@@ -524,15 +536,25 @@ class WebhookViewSet(viewsets.ViewSet):
         self._webhook(pk).delete()  # its deliveries stay in the log
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=None, responses=dict)
+    @extend_schema(request=None, responses=WebhookSecretSerializer)
     @action(detail=False, methods=["get", "post"])
     def secret(self, request: Request, project_pk: str) -> Response:
-        """GET: the HMAC-SHA256 secret that signs this project's deliveries. POST: rotate it."""
+        """GET: the secret that signs this project's deliveries, in both forms. POST: rotate it; the previous
+        secret keeps signing too for WEBHOOK_SECRET_GRACE_HOURS (see docs/WEBHOOKS.md)."""
         project = self._project()
         if request.method == "POST":
             project = webhooks.rotate_secret(project=project)
-        return Response({"secret": project.webhook_secret, "header": webhooks.SIGNATURE_HEADER,
-                         "algorithm": "HMAC-SHA256 over the request body, hex, prefixed 'sha256='"})
+        grace_ends = None
+        if len(webhooks.signing_secrets(project)) > 1:
+            grace_ends = project.webhook_secret_rotated_at + timedelta(hours=settings.WEBHOOK_SECRET_GRACE_HOURS)
+        return Response(WebhookSecretSerializer({
+            "secret": project.webhook_secret,
+            "standard_secret": webhooks.standard_secret(project.webhook_secret),
+            "scale_callback_auth": webhooks.scale_callback_auth(project.webhook_secret),
+            "header": webhooks.SIGNATURE_HEADER,
+            "algorithm": "HMAC-SHA256 over the request body, hex, prefixed 'sha256='",
+            "previous_secret_valid_until": grace_ends,
+        }).data)
 
     @extend_schema(
         responses=DeliverySerializer(many=True),

@@ -59,16 +59,21 @@ def ingest_files(*, batch: Batch, files: Sequence[tuple[str, IO[bytes]]], metada
     require_open(batch)
     results: list[dict[str, Any]] = []
     group: list[tuple[str, bytes | None, str]] = []
+    held = 0
     for item in _upload_items(files):
         group.append(item)
-        if len(group) >= INGEST_GROUP:
+        held += len(item[1] or b"")
+        # Images are read one at a time (zip members as they are unpacked) and stored a group at a time:
+        # a group ends at INGEST_GROUP images or INGEST_GROUP_BYTES, so an upload holds little in memory.
+        if len(group) >= INGEST_GROUP or held >= INGEST_GROUP_BYTES:
             results.extend(_ingest_group(batch, group, metadata))
-            group = []
+            group, held = [], 0
     results.extend(_ingest_group(batch, group, metadata))
     return results
 
 
 INGEST_GROUP = 200
+INGEST_GROUP_BYTES = 64 * 1024 * 1024
 
 
 def _upload_items(files: Sequence[tuple[str, IO[bytes]]]) -> Iterator[tuple[str, bytes | None, str]]:

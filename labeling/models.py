@@ -45,6 +45,10 @@ class Project(models.Model):
     lease_seconds = models.PositiveIntegerField(default=600)
     calibration_approved_at = models.DateTimeField(null=True, blank=True)
     webhook_secret = models.CharField(max_length=64, default=new_secret, editable=False)
+    # The secret before the last rotation: deliveries are signed with both for WEBHOOK_SECRET_GRACE_HOURS
+    # after `webhook_secret_rotated_at`, so receivers can switch without dropping a delivery.
+    webhook_secret_previous = models.CharField(max_length=64, blank=True, editable=False)
+    webhook_secret_rotated_at = models.DateTimeField(null=True, blank=True, editable=False)
     # What a Scale-compatible client sent for this project (type, taxonomy key, parameter history), so the
     # /v1 API can answer in the shapes that client expects. Empty for projects made through Winnow's own API.
     scale_params = models.JSONField(default=dict, blank=True)

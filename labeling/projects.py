@@ -14,6 +14,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from . import webhooks
 from .answers import advance_batch
 from .exceptions import (
     CalibrationRequired,
@@ -158,7 +159,10 @@ def _require_calibration(project: Project, action: str) -> None:
 
 
 def create_batch(*, project: Project, name: str, kind: str, created_by: AbstractBaseUser, callback_url: str = "") -> Batch:
-    """Create an open batch. Production batches need an approved calibration first (409)."""
+    """Create an open batch. Production batches need an approved calibration first (409); a callback_url
+    must be one a callback may reach, by the rules of URL ingestion (400)."""
+    if callback_url:
+        callback_url = webhooks.check_receiver_url(callback_url, field="callback_url")
     if kind == BatchKind.PRODUCTION:
         _require_calibration(project, "create")
     try:

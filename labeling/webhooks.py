@@ -4,9 +4,19 @@
 subscribe to the event, plus an optional `callback_url` of the task or batch) in the caller's
 transaction, and queues the sends once that transaction commits: an event is never sent for a change
 that rolled back, and never lost for one that committed. A Celery job sends each delivery as a JSON
-POST signed with HMAC-SHA256 over the exact body, using the project's `webhook_secret`:
+POST signed as the Standard Webhooks spec says (standardwebhooks.com), so receivers can refuse a
+replayed delivery by its timestamp, and with Winnow's original header for receivers written for it:
 
-    X-Winnow-Signature: sha256=<hex digest>
+    webhook-id: msg_<delivery id>                  (the same on every attempt of a delivery)
+    webhook-timestamp: <unix seconds of this attempt>
+    webhook-signature: v1,<base64 HMAC-SHA256 of "<id>.<timestamp>.<body>">
+    X-Winnow-Signature: sha256=<hex HMAC-SHA256 of the body>
+
+Both use the project's `webhook_secret` (its bytes are the key; `standard_secret` writes it as the
+`whsec_…` string Standard Webhooks libraries take). For WEBHOOK_SECRET_GRACE_HOURS after a rotation
+deliveries are signed with the new and the previous secret (space-separated in `webhook-signature`,
+`X-Winnow-Signature-Previous` beside the original header). Scale-style callbacks also carry
+`scale-callback-auth`, a key derived from the secret, as Scale's do.
 
 A receiver that does not answer 2xx is tried again after WEBHOOK_RETRY_BASE_SECONDS, then twice
 that, and so on (at most WEBHOOK_RETRY_MAX_DELAY_SECONDS apart) until WEBHOOK_RETRY_WINDOW_SECONDS
@@ -19,16 +29,19 @@ Other modules call `emit` with one of `WebhookEvent`'s names; see docs/WEBHOOKS.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
 import requests
+import urllib3.exceptions
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ObjectDoesNotExist
@@ -75,12 +88,59 @@ def body_bytes(payload: dict[str, Any]) -> bytes:
 
 
 def sign(secret: str, body: bytes) -> str:
-    """The signature header's value for `body`; receivers compare it with `hmac.compare_digest`."""
+    """The X-Winnow-Signature value for `body`; receivers compare it with `hmac.compare_digest`."""
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 def verify(secret: str, body: bytes, header: str) -> bool:
     return hmac.compare_digest(sign(secret, body), header or "")
+
+
+def standard_secret(secret: str) -> str:
+    """The secret as Standard Webhooks libraries take it: `whsec_` and the base64 of the key's bytes."""
+    return "whsec_" + base64.b64encode(secret.encode()).decode()
+
+
+def sign_standard(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
+    """One `webhook-signature` entry: v1, then the base64 HMAC-SHA256 of "<id>.<timestamp>.<body>"."""
+    digest = hmac.new(secret.encode(), f"{msg_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode()
+
+
+def scale_callback_auth(secret: str) -> str:
+    """The `scale-callback-auth` key of a project's callbacks: derived from the secret (so it rotates with
+    it) without giving the signing key away to whoever sees a request's headers."""
+    return hmac.new(secret.encode(), b"scale-callback-auth", hashlib.sha256).hexdigest()
+
+
+def signing_secrets(project: Project) -> list[str]:
+    """The secrets a delivery is signed with now: the current one, and the previous one during the grace
+    period after a rotation."""
+    secrets = [project.webhook_secret]
+    rotated = project.webhook_secret_rotated_at
+    grace = timedelta(hours=settings.WEBHOOK_SECRET_GRACE_HOURS)
+    if project.webhook_secret_previous and rotated is not None and timezone.now() < rotated + grace:
+        secrets.append(project.webhook_secret_previous)
+    return secrets
+
+
+def signature_headers(project: Project, delivery_id: int, body: bytes, *, callback: bool,
+                      timestamp: int | None = None) -> dict[str, str]:
+    """Every signing header of one attempt (see the module's docstring)."""
+    secrets = signing_secrets(project)
+    msg_id = f"msg_{delivery_id}"
+    timestamp = int(time.time()) if timestamp is None else timestamp
+    headers = {
+        "webhook-id": msg_id,
+        "webhook-timestamp": str(timestamp),
+        "webhook-signature": " ".join(sign_standard(s, msg_id, timestamp, body) for s in secrets),
+        SIGNATURE_HEADER: sign(secrets[0], body),
+    }
+    if len(secrets) > 1:
+        headers[SIGNATURE_HEADER + "-Previous"] = sign(secrets[1], body)
+    if callback:
+        headers["scale-callback-auth"] = scale_callback_auth(secrets[0])
+    return headers
 
 
 # --- receivers --------------------------------------------------------------------------------
@@ -134,9 +194,15 @@ def update_webhook(*, webhook: Webhook, fields: dict[str, Any]) -> Webhook:
 
 
 def rotate_secret(*, project: Project) -> Project:
-    """Give the project a new signing secret; deliveries not yet sent are signed with the new one."""
-    Project.objects.filter(pk=project.pk).update(webhook_secret=new_secret())
-    project.refresh_from_db(fields=["webhook_secret"])
+    """Give the project a new signing secret. Deliveries not yet sent are signed with the new one, and for
+    WEBHOOK_SECRET_GRACE_HOURS with the one it replaces as well. Takes a row lock on the project, so two
+    rotations at once keep a chain (the second's previous secret is the first's new one)."""
+    with transaction.atomic():
+        current = Project.objects.select_for_update().filter(pk=project.pk).values_list("webhook_secret", flat=True).get()
+        Project.objects.filter(pk=project.pk).update(
+            webhook_secret=new_secret(), webhook_secret_previous=current, webhook_secret_rotated_at=timezone.now()
+        )
+    project.refresh_from_db(fields=["webhook_secret", "webhook_secret_previous", "webhook_secret_rotated_at"])
     return project
 
 
@@ -263,26 +329,29 @@ def _post(delivery: Delivery) -> tuple[int | None, str]:
     headers = {
         "Content-Type": "application/json",
         "User-Agent": "Winnow webhooks",
-        SIGNATURE_HEADER: sign(delivery.project.webhook_secret, body),
         "X-Winnow-Event": delivery.event,
         "X-Winnow-Delivery": str(delivery.pk),
+        # A delivery without a webhook goes to a task's or batch's callback_url: Scale's callbacks.
+        **signature_headers(delivery.project, delivery.pk, body, callback=delivery.webhook_id is None),
     }
-    try:
-        with session.post(delivery.url, data=body, headers=headers, timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
-                          allow_redirects=False, stream=True) as response:
-            code = response.status_code
-            if 200 <= code < 300:
-                return code, ""
-            if response.is_redirect:
-                return code, f"HTTP {code}: redirects are not followed; point the webhook at the final URL"
-            excerpt = response.raw.read(300, decode_content=True).decode("utf-8", "replace").strip()
-            return code, f"HTTP {code}" + (f": {excerpt}" if excerpt else "")
-    except assets.Rejected as exc:  # the name resolved inward after the check above (DNS rebinding)
-        return None, f"refused: {exc}"
-    except requests.Timeout:
-        return None, f"no answer within {settings.WEBHOOK_TIMEOUT_SECONDS:g} s"
-    except requests.RequestException as exc:
-        return None, f"could not connect: {exc.__class__.__name__}"
+    # The timeout bounds the whole exchange, so a receiver that answers a byte at a time cannot hold the worker.
+    with session, assets.Deadline(settings.WEBHOOK_TIMEOUT_SECONDS) as deadline:
+        try:
+            with session.post(delivery.url, data=body, headers=headers, timeout=deadline.remaining(),
+                              allow_redirects=False, stream=True) as response:
+                code = response.status_code
+                if 200 <= code < 300:
+                    return code, ""
+                if response.is_redirect:
+                    return code, f"HTTP {code}: redirects are not followed; point the webhook at the final URL"
+                excerpt = response.raw.read(300, decode_content=True).decode("utf-8", "replace").strip()
+                return code, f"HTTP {code}" + (f": {excerpt}" if excerpt else "")
+        except assets.Rejected as exc:  # the name resolved inward after the check above (DNS rebinding)
+            return None, f"refused: {exc}"
+        except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
+            if deadline.expired or isinstance(exc, requests.Timeout):
+                return None, f"no answer within {settings.WEBHOOK_TIMEOUT_SECONDS:g} s"
+            return None, f"could not connect: {exc.__class__.__name__}"
 
 
 def redeliver(*, delivery: Delivery) -> Delivery:

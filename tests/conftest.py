@@ -38,6 +38,27 @@ CHOICES = [
 ]
 
 
+# --- the cache ------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache() -> None:
+    """Each test starts without this suite's cache keys (sign-in attempt counts, cached progress).
+
+    Only keys under this suite's prefix are deleted: other suites may share the Redis database.
+    """
+    from django.core.cache import cache
+    from django.core.cache.backends.redis import RedisCache
+
+    if isinstance(cache, RedisCache):
+        client = cache._cache.get_client(write=True)
+        keys = list(client.scan_iter(match=f"{settings.CACHES['default']['KEY_PREFIX']}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    else:
+        cache.clear()
+
+
 # --- images -----------------------------------------------------------------------------------
 
 

@@ -8,6 +8,10 @@ import tempfile
 
 os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/winnow")
 os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
+# The sign-in throttle and the progress cache live in Redis, as in production; keys carry the test
+# database's name so suites run side by side on one Redis never see each other's (tests/conftest.py clears
+# this suite's keys before each test).
+os.environ.setdefault("CACHE_URL", "redis://127.0.0.1:6379/0")
 os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="winnow-test-media-"))
 os.environ.setdefault("WINNOW_VAR_DIR", tempfile.mkdtemp(prefix="winnow-test-var-"))
 os.environ.setdefault("WINNOW_TRAINING_QUEUE", "gpu")
@@ -21,3 +25,4 @@ from winnow.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+CACHES["default"]["KEY_PREFIX"] = f"winnow-test-{DATABASES['default']['NAME']}"  # noqa: F405

@@ -64,6 +64,42 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
 
 
+def env_hosts(name: str) -> list[str]:
+    """A comma-separated list of `host`, `host:port`, `[ipv6]` or `[ipv6]:port` entries."""
+    entries = env_list(name)
+    for entry in entries:
+        if entry.startswith("["):
+            port = entry.partition("]")[2].removeprefix(":")
+        else:
+            port = entry.partition(":")[2] if entry.count(":") == 1 else ""
+        if port and not (port.isdigit() and 0 < int(port) < 65536):
+            raise ImproperlyConfigured(f"{name}: {entry!r} must be host or host:port, with a port from 1 to 65535")
+    return entries
+
+
+def env_rate(name: str, default: str) -> str | None:
+    """A rate as DRF writes it, `N/s`, `N/min`, `N/hour` or `N/day`; `off` (or 0) turns the limit off."""
+    raw = os.environ.get(name, default).strip().lower()
+    if raw in {"off", "0", "none"}:
+        return None
+    number, _, period = raw.partition("/")
+    if not number.isdigit() or int(number) < 1 or period not in {"s", "sec", "m", "min", "h", "hour", "d", "day"}:
+        raise ImproperlyConfigured(f"{name} must be a rate such as 10/min, 100/hour or 1000/day (or off), got {raw!r}")
+    return raw
+
+
+def cache_settings(url: str) -> dict[str, str]:
+    """The default cache from CACHE_URL: redis://host:port/db (what production uses, shared by every web
+    process), file:///path, or locmem:// (one process; `make run`'s default, as it needs no server)."""
+    if url in {"", "locmem://"}:
+        return {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "winnow"}
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": url}
+    if url.startswith("file://") and len(url) > len("file://"):
+        return {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": url[len("file://"):]}
+    raise ImproperlyConfigured(f"CACHE_URL must be redis://host:port/db, file:///path or locmem://, got {url!r}")
+
+
 DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -163,6 +199,13 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 1000, minimum=1)
 
+CACHES = {"default": cache_settings(env_str("CACHE_URL", ""))}
+
+# Password guessing: failed sign-ins (API token, /login/, admin) and sign-ups allowed per client address
+# and per username before the door answers 429 (winnow/throttling.py, docs/SECURITY.md).
+LOGIN_RATE_PER_IP = env_rate("LOGIN_RATE_PER_IP", "10/min")
+LOGIN_RATE_PER_USERNAME = env_rate("LOGIN_RATE_PER_USERNAME", "20/hour")
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "labeling.authentication.TokenAuthentication",
@@ -175,6 +218,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 100,
     # `?format=` belongs to the export endpoint (json, ndjson, csv…), not to renderer negotiation.
     "URL_FORMAT_OVERRIDE": None,
+    # How many proxies in front of the server append to X-Forwarded-For; 0 trusts only REMOTE_ADDR, so a
+    # client cannot pick its own address for the sign-in throttle by sending the header itself.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0, minimum=0),
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Winnow API",
@@ -238,6 +284,8 @@ INGEST_MAX_FILE_BYTES = env_int("INGEST_MAX_FILE_BYTES", 50 * 1024 * 1024, minim
 INGEST_MAX_PIXELS = env_int("INGEST_MAX_PIXELS", 50_000_000, minimum=1)
 INGEST_MAX_ZIP_BYTES = env_int("INGEST_MAX_ZIP_BYTES", 4 * 1024 * 1024 * 1024, minimum=1)
 INGEST_MAX_ZIP_MEMBERS = env_int("INGEST_MAX_ZIP_MEMBERS", 100_000, minimum=1)
+# A zip member over 1 MB expanded that expands more than this many times its compressed size is refused.
+INGEST_MAX_ZIP_RATIO = env_int("INGEST_MAX_ZIP_RATIO", 200, minimum=1)
 INGEST_MAX_URL_TASKS = env_int("INGEST_MAX_URL_TASKS", 100_000, minimum=1)
 # Plan the per-image statements once per connection (PREPARE); off behind a transaction-mode pooler.
 WINNOW_PREPARED_STATEMENTS = env_bool("WINNOW_PREPARED_STATEMENTS", True)
@@ -245,10 +293,17 @@ WINNOW_PREPARED_STATEMENTS = env_bool("WINNOW_PREPARED_STATEMENTS", True)
 EXPORT_RETENTION_HOURS = env_int("EXPORT_RETENTION_HOURS", 168, minimum=0)
 # A running export whose worker has not beaten for this long is taken over (by the sweep or a redelivered job).
 EXPORT_STALE_SECONDS = env_int("EXPORT_STALE_SECONDS", 120, minimum=1)
+# One download attempt (connection, redirects, headers and body) takes at most this long in all.
 INGEST_URL_TIMEOUT = env_int("INGEST_URL_TIMEOUT", 15, minimum=1)
 INGEST_URL_MAX_REDIRECTS = env_int("INGEST_URL_MAX_REDIRECTS", 5, minimum=0)
-# Hosts (names or IP addresses) allowed even though they resolve to private or loopback addresses.
-INGEST_ALLOWED_HOSTS = env_list("INGEST_ALLOWED_HOSTS")
+# A 429 or 5xx answer is tried again this many times, after BACKOFF × 2^n seconds or the server's
+# Retry-After, never waiting more than MAX_WAIT seconds.
+INGEST_URL_RETRIES = env_int("INGEST_URL_RETRIES", 2, minimum=0)
+INGEST_URL_RETRY_BACKOFF = env_float("INGEST_URL_RETRY_BACKOFF", 1, minimum=0)
+INGEST_URL_RETRY_MAX_WAIT = env_float("INGEST_URL_RETRY_MAX_WAIT", 30, minimum=0)
+# Hosts (names or IP addresses) allowed even though they resolve to internal addresses: `host` on any
+# port, `host:port` (`[v6]:port`) on that port only.
+INGEST_ALLOWED_HOSTS = env_hosts("INGEST_ALLOWED_HOSTS")
 THUMBNAIL_SIZE = env_int("THUMBNAIL_SIZE", 256, minimum=16)
 
 # Webhooks and callbacks: a failed delivery is retried after BASE, 2×BASE, 4×BASE… seconds (at most
@@ -259,6 +314,8 @@ WEBHOOK_RETRY_MAX_DELAY_SECONDS = env_float("WEBHOOK_RETRY_MAX_DELAY_SECONDS", 3
 WEBHOOK_RETRY_WINDOW_SECONDS = env_float("WEBHOOK_RETRY_WINDOW_SECONDS", 24 * 3600, minimum=1)
 WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=0.1)
 WEBHOOK_QUEUE = env_str("WEBHOOK_QUEUE", "default")
+# After a secret rotation, deliveries are signed with the new and the previous secret for this long.
+WEBHOOK_SECRET_GRACE_HOURS = env_float("WEBHOOK_SECRET_GRACE_HOURS", 24, minimum=0)
 # The address clients reach this server at; callbacks sent by workers use it for image URLs.
 WINNOW_PUBLIC_URL = env_str("WINNOW_PUBLIC_URL", "http://localhost:8000")
 

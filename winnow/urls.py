@@ -3,24 +3,24 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
 
 from labeling import views as labeling_views
 from winnow import media
-from winnow.views import healthz, signup
+from winnow.views import LoginView, ObtainAuthToken, admin_login, healthz, signup
 
 urlpatterns = [
+    path("admin/login/", admin_login, name="admin-login"),  # before the admin's own, to throttle it
     path("admin/", admin.site.urls),
     path("healthz", healthz, name="healthz"),
     path("signup/", signup, name="signup"),
-    path("api/v1/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/v1/auth/token/", ObtainAuthToken.as_view(), name="api-token"),
     path("api/v1/", include("labeling.urls")),
     path("api/v1/", include("training.urls")),
     # Scale-compatible API for scripts written against Scale's REST API and its Python client.
     path("v1/", include("labeling.scale.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("login/", auth_views.LoginView.as_view(), name="login"),
+    path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.+)$", media.serve, name="media"),
     path("", include("labeling.page_urls")),

@@ -13,6 +13,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.request import Request
 
 from ..exceptions import InvalidInput, NotAllowed, NotFound
+from ..leasing import MAX_ID
 from ..models import (
     Batch,
     Project,
@@ -80,12 +81,35 @@ def batch_by_name(user: Any, name: str, project: Project | None = None) -> Batch
     return matches[0]
 
 
-def task_by_id(user: Any, task_id: str) -> Task:
+OWNER = {Role.OWNER}
+REVIEWERS = {Role.OWNER, Role.REVIEWER}
+ANNOTATORS_LEASE = (
+    "annotators see tasks only by leasing them (POST /api/v1/projects/{id}/next-tasks/): a task's details "
+    "and listings show gold tasks and other people's answers"
+)
+
+
+def readable_tasks(user: Any) -> QuerySet[Task]:
+    """Tasks of the projects where the user is an owner or a reviewer, as the native task listing
+    scopes them. One filter() call, so user and role match the same membership row."""
+    return task_queryset().filter(
+        project__memberships__user=user, project__memberships__role__in=REVIEWERS, project__deleted_at__isnull=True
+    )
+
+
+def task_by_id(user: Any, task_id: str, *, roles: set[str] = REVIEWERS, what: str = "read tasks") -> Task:
+    """The task, for a caller whose role in its project is one of `roles`: 404 for a task of a project
+    the caller is not a member of (as for one that does not exist), 403 for a member in another role."""
     task = None
-    if task_id.isdigit():
+    if task_id.isascii() and task_id.isdigit() and int(task_id) <= MAX_ID:
         task = task_queryset().filter(pk=int(task_id), project__in=_visible_projects(user)).first()
     if task is None:
         raise NotFound(f"no task {task_id!r} is visible to this API key")
+    role = role_in(user, task.project)
+    if role not in roles:
+        if role == Role.ANNOTATOR and roles == REVIEWERS:
+            raise NotAllowed(ANNOTATORS_LEASE)
+        require_role(user, task.project, roles, what)
     return task
 
 
@@ -94,7 +118,5 @@ def require_role(user: Any, project: Project, roles: set[str], what: str) -> Non
         raise NotAllowed(f"only the project's {' and '.join(sorted(r + 's' for r in roles))} may {what}")
 
 
-OWNER = {Role.OWNER}
 
 
-REVIEWERS = {Role.OWNER, Role.REVIEWER}

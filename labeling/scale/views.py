@@ -38,6 +38,7 @@ from .auth import (
     _visible_projects,
     batch_by_name,
     project_by_name,
+    readable_tasks,
     require_role,
     task_by_id,
 )
@@ -340,8 +341,7 @@ class TaskView(ScaleView):
 
 class TaskCancelView(ScaleView):
     def post(self, request: Request, task_id: str) -> Response:
-        task = task_by_id(request.user, task_id)
-        require_role(request.user, task.project, OWNER, "cancel tasks")
+        task = task_by_id(request.user, task_id, roles=OWNER, what="cancel tasks")
         clear = parse_bool(request.query_params.get("clear_unique_id", "false"), "clear_unique_id")
         with transaction.atomic():
             ingest.cancel_task(task=task)
@@ -393,8 +393,7 @@ class TaskAuditView(ScaleView):
 
 class TaskUniqueIdView(ScaleView):
     def post(self, request: Request, task_id: str) -> Response:
-        task = task_by_id(request.user, task_id)
-        require_role(request.user, task.project, OWNER, "change tasks")
+        task = task_by_id(request.user, task_id, roles=OWNER, what="change tasks")
         unique_id = self.body().get("unique_id")
         if not isinstance(unique_id, str) or not 0 < len(unique_id) <= 255:
             raise InvalidInput("unique_id must be a string of 1 to 255 characters")
@@ -406,16 +405,14 @@ class TaskUniqueIdView(ScaleView):
         return Response(task_json(task_by_id(request.user, task_id), base_url=request.build_absolute_uri("/")))
 
     def delete(self, request: Request, task_id: str) -> Response:
-        task = task_by_id(request.user, task_id)
-        require_role(request.user, task.project, OWNER, "change tasks")
+        task = task_by_id(request.user, task_id, roles=OWNER, what="change tasks")
         Task.objects.filter(pk=task.pk).update(unique_id=None)
         return Response(task_json(task_by_id(request.user, task_id), base_url=request.build_absolute_uri("/")))
 
 
 class TaskMetadataView(ScaleView):
     def post(self, request: Request, task_id: str) -> Response:
-        task = task_by_id(request.user, task_id)
-        require_role(request.user, task.project, OWNER, "change tasks")
+        task = task_by_id(request.user, task_id, roles=OWNER, what="change tasks")
         Task.objects.filter(pk=task.pk).update(metadata=self.body())
         return Response(task_json(task_by_id(request.user, task_id), base_url=request.build_absolute_uri("/")))
 
@@ -427,7 +424,7 @@ class TasksView(ScaleView):
         params = request.query_params
         if params.get("tags"):
             raise InvalidInput("Winnow tasks have no tags; filter by project, batch, status or unique_id")
-        tasks = task_queryset().filter(project__in=_visible_projects(request.user))
+        tasks = readable_tasks(request.user)
         if params.get("project"):
             tasks = tasks.filter(project__name=params["project"])
         if params.get("batch"):

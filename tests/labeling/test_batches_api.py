@@ -87,3 +87,33 @@ def test_a_member_reads_batch_status_and_a_non_member_cannot(project, bob, mallo
     assert response.status_code == 200
     assert response.data["status"] == "finalized" and response.data["progress"] == 0
     assert client_for(mallory).get(f"/api/v1/batches/{batch.pk}/").status_code == 403
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:5432/", "http://169.254.169.254/latest/meta-data/"])
+def test_a_callback_url_pointing_inward_is_refused_when_the_batch_is_created(project, alice, client_for, url, settings):
+    settings.INGEST_ALLOWED_HOSTS = []
+
+    response = client_for(alice).post(f"/api/v1/projects/{project.pk}/batches/", {"name": "c1", "callback_url": url})
+
+    assert response.status_code == 400
+    assert "callback_url" in response.data["detail"] and "internal address" in response.data["detail"]
+    assert not Batch.objects.exists()
+
+
+def test_a_scale_batch_callback_pointing_inward_is_refused_when_created(project, alice, settings):
+    import base64
+
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    settings.INGEST_ALLOWED_HOSTS = []
+    client = APIClient()
+    key = Token.objects.get_or_create(user=alice)[0].key
+    client.credentials(HTTP_AUTHORIZATION="Basic " + base64.b64encode(f"{key}:".encode()).decode())
+
+    response = client.post("/v1/batches", {"project": project.name, "name": "c1", "calibration_batch": True,
+                                           "callback": "http://169.254.169.254/"}, format="json")
+
+    assert response.status_code == 400
+    assert "internal address" in response.json()["error"]
+    assert not Batch.objects.exists()

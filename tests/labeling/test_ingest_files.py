@@ -163,3 +163,51 @@ def test_an_upload_without_files_says_what_to_send(batch, alice, client_for):
 
 def test_zip_helper_round_trips():
     assert zipfile.ZipFile(io.BytesIO(zip_bytes({"a.png": b"x"}))).read("a.png") == b"x"
+
+
+def test_a_member_that_expands_too_many_times_is_refused_and_the_rest_stored(batch, alice, client_for, settings):
+    settings.INGEST_MAX_ZIP_RATIO = 200
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("ok.png", png_bytes(1))
+        z.writestr("zeros.bmp", b"BM" + b"\0" * 5_000_000)  # 5 MB that deflate to a few kB: about 1,000×
+        z.writestr("small-flat.bmp", b"\0" * 500_000)  # compresses as well, but under 1 MB costs nothing to unpack
+    response = upload(client_for(alice), batch, [("pile.zip", archive.getvalue())])
+
+    assert response.status_code == 201
+    items = {i["name"]: i for i in response.data["items"]}
+    assert items["ok.png"]["status"] == "created"
+    assert items["zeros.bmp"]["status"] == "rejected"
+    assert "expands" in items["zeros.bmp"]["reason"] and "limit of 200×" in items["zeros.bmp"]["reason"]
+    assert "not an image" in items["small-flat.bmp"]["reason"]  # judged as an image, not by its ratio
+    assert Task.objects.count() == 1
+
+
+def test_an_upload_holds_one_group_of_bytes_at_a_time(project, alice, monkeypatch, tmp_path):
+    """Members are read one at a time and stored a group at a time; a group ends at INGEST_GROUP_BYTES."""
+    import os
+    import tracemalloc
+
+    from labeling import ingest, projects
+    from labeling.models import BatchKind
+
+    monkeypatch.setattr(ingest, "INGEST_GROUP_BYTES", 2 * 1024 * 1024)
+    path = tmp_path / "big.zip"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as z:
+        for i in range(24):  # 24 incompressible images of about 1 MB each
+            out = io.BytesIO()
+            Image.frombytes("RGB", (580, 580), os.urandom(580 * 580 * 3)).save(out, "PNG", compress_level=0)
+            z.writestr(f"noise-{i}.png", out.getvalue())
+    batch = projects.create_batch(project=project, name="big", kind=BatchKind.CALIBRATION, created_by=alice)
+
+    tracemalloc.start()
+    try:
+        with path.open("rb") as upload_file:
+            results = ingest.ingest_files(batch=batch, files=[("big.zip", upload_file)])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert [r["status"] for r in results] == ["created"] * 24
+    assert Task.objects.filter(batch=batch).count() == 24
+    assert peak < 12 * 1024 * 1024, f"held {peak / 2**20:.1f} MB at once"  # all 24 at once would be 24 MB and more
