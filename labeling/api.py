@@ -19,7 +19,7 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from . import answers, exports, ingest, leasing, projects, splits, webhooks
+from . import answers, exports, ingest, leasing, projects, reports, splits, webhooks
 from .exceptions import Conflict
 from .models import (
     Annotation,
@@ -248,7 +248,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
     @action(detail=True, methods=["get"], permission_classes=[IsProjectMember])
     def progress(self, request: Request, pk: str | None = None) -> Response:
         """Open batches' done and remaining tasks and the caller's answer count, for the annotator page."""
-        return Response(answers.annotator_progress(project=self.get_object(), annotator=request.user))
+        return Response(reports.annotator_progress(project=self.get_object(), annotator=request.user))
 
     @extend_schema(request=SplitCreateSerializer, responses=SplitSerializer)
     @action(detail=True, methods=["get", "post"], permission_classes=[IsProjectOwnerOrReadOnly])

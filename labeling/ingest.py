@@ -16,12 +16,9 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from . import assets
+from . import assets, webhooks
 from .answers import advance_batch
-from .exceptions import (
-    IllegalTransition,
-    InvalidInput,
-)
+from .exceptions import Conflict, IllegalTransition, InvalidInput
 from .models import (
     Asset,
     Batch,
@@ -332,14 +329,40 @@ def download_task_images(*, task_ids: Iterable[int]) -> None:
         Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).update(asset=asset, status=TaskStatus.QUEUED)
 
 
-def cancel_task(*, task: Task) -> Task:
-    """Take a task out of the queue; its answers so far are kept."""
+def cancel_task(*, task: Task, clear_unique_id: bool = False) -> Task:
+    """Take a task out of the queue; its answers so far are kept. `clear_unique_id` frees its unique_id
+    for a new task (Scale's `clear_unique_id`)."""
+    extra: dict[str, Any] = {"unique_id": None} if clear_unique_id else {}
     won = Task.objects.filter(pk=task.pk, status__in=[TaskStatus.PENDING, TaskStatus.QUEUED]).update(
-        status=TaskStatus.CANCELLED
+        status=TaskStatus.CANCELLED, **extra
     )
     task.refresh_from_db()
     if not won:
         raise IllegalTransition(f"task is {task.status}; only pending or queued tasks can be cancelled")
     Lease.objects.filter(task=task).delete()
     advance_batch(task.batch_id)
+    return task
+
+
+_UNSET: Any = object()
+
+
+def edit_task(*, task: Task, unique_id: str | None = _UNSET, metadata: dict[str, Any] = _UNSET,
+              callback_url: str = _UNSET) -> Task:
+    """Change what the uploader said about a task: its unique_id (None frees it; 409 when another task
+    of the project has it), its metadata, its callback_url (checked as a receiver URL, 400)."""
+    values: dict[str, Any] = {}
+    if unique_id is not _UNSET:
+        values["unique_id"] = unique_id
+    if metadata is not _UNSET:
+        values["metadata"] = metadata
+    if callback_url is not _UNSET:
+        values["callback_url"] = webhooks.check_receiver_url(callback_url, field="callback_url") if callback_url else ""
+    try:
+        with transaction.atomic():
+            Task.objects.filter(pk=task.pk).update(**values)
+    except IntegrityError as exc:
+        raise Conflict(f"another task of this project has unique_id {unique_id!r}", code="duplicate") from exc
+    for name, value in values.items():
+        setattr(task, name, value)
     return task

@@ -158,7 +158,8 @@ def _require_calibration(project: Project, action: str) -> None:
         )
 
 
-def create_batch(*, project: Project, name: str, kind: str, created_by: AbstractBaseUser, callback_url: str = "") -> Batch:
+def create_batch(*, project: Project, name: str, kind: str, created_by: AbstractBaseUser, callback_url: str = "",
+                 metadata: dict[str, Any] | None = None, self_label: bool = False) -> Batch:
     """Create an open batch. Production batches need an approved calibration first (409); a callback_url
     must be one a callback may reach, by the rules of URL ingestion (400)."""
     if callback_url:
@@ -168,10 +169,18 @@ def create_batch(*, project: Project, name: str, kind: str, created_by: Abstract
     try:
         with transaction.atomic():
             return Batch.objects.create(
-                project=project, name=name, kind=kind, created_by=created_by, callback_url=callback_url
+                project=project, name=name, kind=kind, created_by=created_by, callback_url=callback_url,
+                metadata=metadata or {}, self_label=self_label,
             )
     except IntegrityError as exc:
         raise Conflict(f"this project already has a batch named {name!r}; choose another name", code="duplicate") from exc
+
+
+def set_batch_metadata(*, batch: Batch, metadata: dict[str, Any]) -> Batch:
+    """Replace a batch's metadata (the owner's own JSON; Winnow reads nothing from it)."""
+    Batch.objects.filter(pk=batch.pk).update(metadata=metadata)
+    batch.metadata = metadata
+    return batch
 
 
 def finalize_batch(*, batch: Batch) -> Batch:

@@ -10,11 +10,13 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db.models import Count, Exists, F, OuterRef, Q
 
 from . import stats
 from .exceptions import InvalidInput
 from .models import (
+    LABELABLE_BATCH_STATUSES,
     Annotation,
     Audit,
     AuditVerdict,
@@ -303,3 +305,53 @@ def pending_audits(*, project: Project, reviewer: AbstractBaseUser, limit: int =
         .exclude(Exists(Annotation.objects.live().filter(task=OuterRef("task"), annotator=reviewer)))
         .order_by("id")[:limit]
     )
+
+
+# The annotator page's batch counts may be this stale; computing them scans the open batches.
+PROGRESS_CACHE_SECONDS = 5
+
+
+def annotator_progress(*, project: Project, annotator: AbstractBaseUser) -> dict[str, Any]:
+    """What the annotator page shows: the open batches' done and remaining tasks, and my answers.
+
+    The batch counts are shared by every annotator of the project and cost a scan of its open
+    batches, so they are cached for `PROGRESS_CACHE_SECONDS`; the annotator's own count is exact.
+    `gold_accuracy` is the annotator's gold accuracy as a share, in whole blocks of gold answers
+    (`shown_gold_accuracy`); None before the first block.
+    """
+    key = f"winnow:progress:{project.pk}"
+    batches = cache.get(key)
+    if batches is None:
+        rows = (
+            Task.objects.alive()
+            .filter(project=project, batch__status__in=(*LABELABLE_BATCH_STATUSES, BatchStatus.LABELED))
+            .values_list("batch_id", "status")
+            .annotate(n=Count("id"))
+        )
+        per_batch: dict[int, dict[str, int]] = {}
+        for batch_id, status, n in rows:
+            counts = per_batch.setdefault(batch_id, {"done": 0, "remaining": 0})
+            if status == TaskStatus.COMPLETED:
+                counts["done"] += n
+            elif status in (TaskStatus.QUEUED, TaskStatus.PENDING):
+                counts["remaining"] += n
+        names = dict(Batch.objects.filter(pk__in=per_batch).values_list("id", "name"))
+        batches = [
+            {"id": batch_id, "name": names.get(batch_id, ""), **counts, "total": counts["done"] + counts["remaining"]}
+            for batch_id, counts in sorted(per_batch.items())
+        ]
+        cache.set(key, batches, PROGRESS_CACHE_SECONDS)
+    return {
+        "mine": Annotation.objects.live().filter(task__project=project, annotator=annotator).count(),
+        "done": sum(b["done"] for b in batches),
+        "remaining": sum(b["remaining"] for b in batches),
+        "batches": batches,
+        "gold_accuracy": _shown_overall(project, annotator),
+    }
+
+
+def _shown_overall(project: Project, annotator: AbstractBaseUser) -> float | None:
+    """The share the annotator page shows; `GET …/me/` has the whole figure (recent, answers)."""
+
+    shown = shown_gold_accuracy(project=project, annotator=annotator)
+    return shown["overall"] if shown else None

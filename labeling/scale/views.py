@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
@@ -27,7 +27,6 @@ from ..models import (
     Batch,
     BatchKind,
     BatchStatus,
-    Project,
     Task,
     TaskStatus,
 )
@@ -143,12 +142,9 @@ class ProjectsView(ScaleView):
         fields: dict[str, Any] = {"name": name, "instructions": instruction}
         if question:
             fields["question"] = question[:500]
-        with transaction.atomic():
-            project = projects.create_project(created_by=request.user, fields=fields,
-                                              choices=_assign_hotkeys(choices, {}))
-            project.scale_params = {"type": TASK_TYPE, "taxonomy_key": key or DEFAULT_TAXONOMY_KEY,
-                                    "param_history": [_history_entry(params, 0)]}
-            project.save(update_fields=["scale_params"])
+        fields["scale_params"] = {"type": TASK_TYPE, "taxonomy_key": key or DEFAULT_TAXONOMY_KEY,
+                                  "param_history": [_history_entry(params, 0)]}
+        project = projects.create_project(created_by=request.user, fields=fields, choices=_assign_hotkeys(choices, {}))
         return Response(project_json(project))
 
 
@@ -177,14 +173,11 @@ class ProjectParamsView(ScaleView):
         scale = dict(project.scale_params or {})
         # A project made through Winnow's own API starts its history with what it was before this change.
         history = list(scale.get("param_history") or [_history_entry(current_params(project, 0), 0)])
-        with transaction.atomic():
-            project = projects.update_project(project=project, fields=fields, choices=choices)
-            history.append(_history_entry(params, len(history)))
-            scale.update(type=TASK_TYPE, param_history=history)
-            if key:
-                scale["taxonomy_key"] = key
-            Project.objects.filter(pk=project.pk).update(scale_params=scale)
-            project.scale_params = scale
+        history.append(_history_entry(params, len(history)))
+        scale.update(type=TASK_TYPE, param_history=history)
+        if key:
+            scale["taxonomy_key"] = key
+        project = projects.update_project(project=project, fields={**fields, "scale_params": scale}, choices=choices)
         return Response(project_json(project))
 
 
@@ -241,11 +234,8 @@ class BatchesView(ScaleView):
         if Batch.objects.alive().filter(name=name, project__in=_visible_projects(request.user)).exists():
             raise Conflict(f"a batch named {name!r} already exists", code="duplicate")
         kind = BatchKind.CALIBRATION if calibration or self_label else BatchKind.PRODUCTION
-        with transaction.atomic():
-            batch = projects.create_batch(project=project, name=name, kind=kind, created_by=request.user,
-                                          callback_url=callback)
-            batch.metadata, batch.self_label = metadata, self_label
-            batch.save(update_fields=["metadata", "self_label"])
+        batch = projects.create_batch(project=project, name=name, kind=kind, created_by=request.user,
+                                      callback_url=callback, metadata=metadata, self_label=self_label)
         return Response(batch_json(batch))
 
 
@@ -282,9 +272,7 @@ class BatchMetadataView(ScaleView):
     def post(self, request: Request, name: str) -> Response:
         batch = batch_by_name(request.user, name)
         require_role(request.user, batch.project, OWNER, "change batch metadata")
-        batch.metadata = self.body()
-        batch.save(update_fields=["metadata"])
-        return Response(batch_json(batch))
+        return Response(batch_json(projects.set_batch_metadata(batch=batch, metadata=self.body())))
 
 
 class TaskCreateView(ScaleView):
@@ -329,7 +317,7 @@ class TaskCreateView(ScaleView):
             if result["status"] == "rejected":
                 raise InvalidInput(result["reason"])
             if callback:
-                Task.objects.filter(pk=result["task_id"]).update(callback_url=callback)
+                ingest.edit_task(task=Task(pk=result["task_id"]), callback_url=callback)
         task = task_queryset().get(pk=result["task_id"])
         return Response(task_json(task, base_url=request.build_absolute_uri("/")))
 
@@ -343,10 +331,7 @@ class TaskCancelView(ScaleView):
     def post(self, request: Request, task_id: str) -> Response:
         task = task_by_id(request.user, task_id, roles=OWNER, what="cancel tasks")
         clear = parse_bool(request.query_params.get("clear_unique_id", "false"), "clear_unique_id")
-        with transaction.atomic():
-            ingest.cancel_task(task=task)
-            if clear:
-                Task.objects.filter(pk=task.pk).update(unique_id=None)
+        ingest.cancel_task(task=task, clear_unique_id=clear)
         return Response(task_json(task_by_id(request.user, task_id), base_url=request.build_absolute_uri("/")))
 
 
@@ -397,23 +382,19 @@ class TaskUniqueIdView(ScaleView):
         unique_id = self.body().get("unique_id")
         if not isinstance(unique_id, str) or not 0 < len(unique_id) <= 255:
             raise InvalidInput("unique_id must be a string of 1 to 255 characters")
-        try:
-            with transaction.atomic():
-                Task.objects.filter(pk=task.pk).update(unique_id=unique_id)
-        except IntegrityError as exc:
-            raise Conflict(f"another task of this project has unique_id {unique_id!r}", code="duplicate") from exc
+        ingest.edit_task(task=task, unique_id=unique_id)
         return Response(task_json(task_by_id(request.user, task_id), base_url=request.build_absolute_uri("/")))
 
     def delete(self, request: Request, task_id: str) -> Response:
         task = task_by_id(request.user, task_id, roles=OWNER, what="change tasks")
-        Task.objects.filter(pk=task.pk).update(unique_id=None)
+        ingest.edit_task(task=task, unique_id=None)
         return Response(task_json(task_by_id(request.user, task_id), base_url=request.build_absolute_uri("/")))
 
 
 class TaskMetadataView(ScaleView):
     def post(self, request: Request, task_id: str) -> Response:
         task = task_by_id(request.user, task_id, roles=OWNER, what="change tasks")
-        Task.objects.filter(pk=task.pk).update(metadata=self.body())
+        ingest.edit_task(task=task, metadata=self.body())
         return Response(task_json(task_by_id(request.user, task_id), base_url=request.build_absolute_uri("/")))
 
 
