@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from rest_framework import status
+from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
@@ -55,6 +55,34 @@ class IllegalTransition(Conflict):
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Every refusal has one body shape: `{"detail": "…", "code": "…"}`, plus `"fields"` (field → messages,
+    nested as the request was) for a validation error, whose `detail` then names each field's first problem."""
     if isinstance(exc, DomainError):
         return Response({"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.status_code)
-    return exception_handler(exc, context)
+    response = exception_handler(exc, context)  # DRF's statuses and headers (Retry-After, WWW-Authenticate)
+    if response is None or not isinstance(exc, exceptions.APIException):
+        return response
+    if isinstance(exc, exceptions.ValidationError):
+        fields = exc.detail if isinstance(exc.detail, dict) else {"non_field_errors": exc.detail}
+        response.data = {"detail": _summary(fields) or "the request is not valid", "code": "invalid",
+                         "fields": fields}
+    else:
+        codes = exc.get_codes()
+        response.data = {"detail": str(exc.detail) if not isinstance(exc.detail, (dict, list)) else _summary(exc.detail),
+                         "code": codes if isinstance(codes, str) else exc.default_code}
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            response.data["retry_after"] = int(exc.wait + 0.999)
+    return response
+
+
+def _summary(detail: Any, path: str = "") -> str:
+    """One sentence from DRF's nested error detail: "choices › 2 › hotkey: … ; name: …"."""
+    if isinstance(detail, dict):
+        parts = [_summary(v, k if not path else f"{path} › {k}") for k, v in detail.items()]
+    elif isinstance(detail, list):
+        if all(not isinstance(v, (dict, list)) for v in detail):
+            return f"{path}: {detail[0]}" if path and path != "non_field_errors" and detail else (str(detail[0]) if detail else "")
+        parts = [_summary(v, f"{path} › {i + 1}" if path else str(i + 1)) for i, v in enumerate(detail) if v]
+    else:
+        return f"{path}: {detail}" if path and path != "non_field_errors" else str(detail)
+    return "; ".join(p for p in parts if p)

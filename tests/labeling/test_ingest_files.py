@@ -158,7 +158,7 @@ def test_a_finalized_batch_takes_no_more_images(batch, alice, client_for):
 def test_an_upload_without_files_says_what_to_send(batch, alice, client_for):
     response = client_for(alice).post(f"/api/v1/batches/{batch}/tasks/", {}, format="multipart")
     assert response.status_code == 400
-    assert "files" in response.data
+    assert "files" in response.data["fields"]
 
 
 def test_zip_helper_round_trips():

@@ -41,7 +41,7 @@ def test_it_refuses_a_malformed_taxonomy(alice, client_for, choices, message):
 def test_it_refuses_a_project_without_choices(alice, client_for):
     response = client_for(alice).post("/api/v1/projects/", {"name": "P"}, format="json")
     assert response.status_code == 400
-    assert "taxonomy" in str(response.data["choices"])
+    assert "taxonomy" in str(response.data["fields"]["choices"]) and response.data["code"] == "invalid"
 
 
 def test_it_lists_only_the_callers_projects(project, mallory, bob, client_for):
@@ -109,7 +109,8 @@ def test_delete_is_soft(project, alice, client_for):
 def test_settings_are_validated(project, alice, client_for):
     response = client_for(alice).patch(f"/api/v1/projects/{project.pk}/", {"overlap": 0, "max_error_rate": 2}, format="json")
     assert response.status_code == 400
-    assert "overlap" in response.data and "max_error_rate" in response.data
+    assert "overlap" in response.data["fields"] and "max_error_rate" in response.data["fields"]
+    assert response.data["detail"].startswith("overlap: ")  # the body says which fields, in words too
 
 
 def test_unauthenticated_requests_are_refused(project):

@@ -81,7 +81,7 @@ def test_a_wrong_verdict_without_the_right_choice_is_400_and_stores_nothing(samp
     assert response.status_code == 400
     assert "say which choice is right" in str(response.data)
     response = client_for(carol).post(url, {"correct": "perhaps"}, format="json")
-    assert response.status_code == 400 and "correct" in response.data
+    assert response.status_code == 400 and "correct" in response.data["fields"]
     assert Audit.objects.get(pk=audits[0].pk).verdict == "pending"
 
 
@@ -118,7 +118,7 @@ def test_bad_audit_draws_and_relabels_are_refused(sampled, project, alice, clien
     response = client.post(f"/api/v1/batches/{batch.pk}/audit/", {"size": 2}, format="json")
     assert response.status_code == 409 and "once the batch is labeled" in str(response.data)
     response = client.post(f"/api/v1/batches/{batch.pk}/relabel/", {"scope": "some"}, format="json")
-    assert response.status_code == 400 and "scope" in response.data
+    assert response.status_code == 400 and "scope" in response.data["fields"]
     response = client.post(f"/api/v1/batches/{batch.pk}/relabel/", {"scope": "all"}, format="json")
     assert response.status_code == 409 and "only a rejected batch" in str(response.data)
     assert Audit.objects.filter(batch=batch).count() == 2

@@ -183,7 +183,7 @@ def test_only_owners_evaluate_and_only_members_read(run_to_evaluate: Run, alice:
                                                     client_for: Callable) -> None:
     assert post(client_for(bob), run=run_to_evaluate.pk, metrics=["classifier"]).status_code == 403
     refused = post(client_for(mallory), run=run_to_evaluate.pk, metrics=["classifier"])
-    assert refused.status_code == 400 and "run" in refused.json()  # another project's run reads as unknown
+    assert refused.status_code == 400 and "run" in refused.json()["fields"]  # another project's run reads as unknown
     assert not Evaluation.objects.exists()
     evaluation = evaluations.start_evaluation(run=run_to_evaluate, config={"metrics": ["classifier"]},
                                               requested_by=alice, enqueue=False)

@@ -81,7 +81,7 @@ def test_it_refuses_nonsense_config_values(approved_split: Split, alice: Any, cl
                                           config: dict, field: str, message: str) -> None:
     response = client_for(alice).post("/api/v1/runs/", {"split": approved_split.pk, "config": config}, format="json")
     assert response.status_code == 400
-    assert message in str(response.json()["config"][field])
+    assert message in str(response.json()["fields"]["config"][field])
     assert not Run.objects.exists()
 
 
@@ -97,19 +97,19 @@ def test_the_api_takes_every_config_key_the_model_has(approved_split: Split, ali
     assert response.status_code == 201, response.json()
     assert Run.objects.get(pk=response.json()["id"]).config["residual"] is True
     response = start(client_for(alice), approved_split, residual="sometimes")
-    assert response.status_code == 400 and "residual" in response.json()["config"]
+    assert response.status_code == 400 and "residual" in response.json()["fields"]["config"]
     from training.cyclegan.model import PRECISIONS, UPSAMPLES
     from training.serializers import PRECISIONS as API_PRECISIONS
     from training.serializers import UPSAMPLES as API_UPSAMPLES
 
     assert (tuple(API_PRECISIONS), tuple(API_UPSAMPLES)) == (PRECISIONS, UPSAMPLES)
     response = start(client_for(alice), approved_split, upsample="bilinear")
-    assert response.status_code == 400 and "upsample" in response.json()["config"]
+    assert response.status_code == 400 and "upsample" in response.json()["fields"]["config"]
 
 
 def test_a_config_must_be_an_object(approved_split: Split, alice: Any, client_for: Callable) -> None:
     response = client_for(alice).post("/api/v1/runs/", {"split": approved_split.pk, "config": [1]}, format="json")
-    assert response.status_code == 400 and "must be an object" in str(response.json()["config"])
+    assert response.status_code == 400 and "must be an object" in str(response.json()["fields"]["config"])
 
 
 def test_only_owners_start_runs_and_strangers_see_no_split(approved_split: Split, bob: Any, mallory: Any,
@@ -117,7 +117,7 @@ def test_only_owners_start_runs_and_strangers_see_no_split(approved_split: Split
     response = start(client_for(bob), approved_split)
     assert response.status_code == 403 and "owners" in response.json()["detail"]
     response = start(client_for(mallory), approved_split)
-    assert response.status_code == 400 and "split" in response.json()  # another project's split reads as unknown
+    assert response.status_code == 400 and "split" in response.json()["fields"]  # another project's split reads as unknown
     assert not Run.objects.exists()
 
 

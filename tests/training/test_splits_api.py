@@ -138,7 +138,7 @@ def test_it_refuses_nonsense_options(project: Project, accepted_batch: Callable,
                                      body: dict, field: str) -> None:
     accepted_batch(project, "AB")
     response = build(client_for(alice), project, **body)
-    assert response.status_code == 400 and field in response.json()
+    assert response.status_code == 400 and field in response.json()["fields"]
     assert not Split.objects.exists()
 
 
