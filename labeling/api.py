@@ -19,6 +19,8 @@ from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from winnow import serializers as strict
+
 from . import answers, exports, ingest, leasing, projects, reports, splits, webhooks
 from .exceptions import Conflict
 from .models import (
@@ -62,7 +64,7 @@ LABELING_ACTIONS = {"next_task", "next_tasks", "bulk_annotations", "progress", "
                     "delete_my_annotation"}
 
 
-class LeasedTaskSerializer(serializers.ModelSerializer):
+class LeasedTaskSerializer(strict.ModelSerializer):
     """A task as an annotator sees it: the image and the lease, nothing that hints at the answer or at gold."""
 
     asset = AssetSerializer(read_only=True)
@@ -96,11 +98,11 @@ class LeasedTaskSerializer(serializers.ModelSerializer):
 _DATETIME = serializers.DateTimeField()
 
 
-class LeaseRequestSerializer(serializers.Serializer):
+class LeaseRequestSerializer(strict.Serializer):
     count = serializers.IntegerField(min_value=1, max_value=leasing.MAX_LEASED_TASKS, default=1)
 
 
-class BulkAnswerItemSerializer(serializers.Serializer):
+class BulkAnswerItemSerializer(strict.Serializer):
     """Documents one answer of a bulk request; items are checked one by one in the service."""
 
     task = serializers.IntegerField()
@@ -108,11 +110,11 @@ class BulkAnswerItemSerializer(serializers.Serializer):
     duration_ms = serializers.IntegerField(min_value=0, default=0)
 
 
-class BulkAnswerSerializer(serializers.Serializer):
+class BulkAnswerSerializer(strict.Serializer):
     answers = BulkAnswerItemSerializer(many=True)
 
 
-class SplitCreateSerializer(serializers.Serializer):
+class SplitCreateSerializer(strict.Serializer):
     min_agreement = serializers.FloatField(min_value=0, max_value=1, required=False, allow_null=True, default=None)
     val_fraction = serializers.FloatField(min_value=0, max_value=0.5, default=splits.DEFAULT_VAL_FRACTION)
     test_fraction = serializers.FloatField(min_value=0, max_value=0.5, default=splits.DEFAULT_TEST_FRACTION)
@@ -123,7 +125,7 @@ class SplitCreateSerializer(serializers.Serializer):
         return attrs
 
 
-class SplitSerializer(serializers.ModelSerializer):
+class SplitSerializer(strict.ModelSerializer):
     approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
 
@@ -239,6 +241,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
     def bulk_annotations(self, request: Request, pk: str | None = None) -> Response:
         """Answer many leased tasks at once (grid mode); each item succeeds or fails on its own."""
         project = self.get_object()
+        strict.refuse_unknown(request.data, ["answers"])
         items = request.data.get("answers") if isinstance(request.data, dict) else None
         results = answers.submit_answers(project=project, annotator=request.user, answers=items)  # type: ignore[arg-type]
         summary = {s: sum(1 for r in results if r["status"] == s) for s in ("created", "duplicate", "rejected")}
@@ -290,11 +293,13 @@ class BatchViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         """Add images: multipart `files` (images or zips), or JSON `{"tasks": [{"image_url", "unique_id", "metadata"}]}`."""
         batch = self.get_object()
         if request.content_type and request.content_type.startswith("application/json"):
+            strict.refuse_unknown(request.data, ["tasks"])
             items = request.data.get("tasks") if isinstance(request.data, dict) else None
             if not isinstance(items, list) or not items:
                 raise ValidationError({"tasks": ['send a non-empty list: {"tasks": [{"image_url": "https://…"}]}']})
             results = ingest.ingest_urls(batch=batch, items=items)
         else:
+            strict.refuse_unknown(request.data, ["files", "file"])
             files = request.FILES.getlist("files") or request.FILES.getlist("file")
             if not files:
                 raise ValidationError({"files": ["attach one or more images or zip archives as `files`"]})
@@ -451,7 +456,7 @@ class SplitViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 # --- webhooks and their delivery log (/api/v1/projects/{id}/webhooks/) ---------------------------
 
 
-class WebhookSerializer(serializers.ModelSerializer):
+class WebhookSerializer(strict.ModelSerializer):
     events = serializers.ListField(child=serializers.CharField(), help_text=f"some of {list(webhooks.EVENTS)}")
 
     class Meta:
@@ -460,7 +465,7 @@ class WebhookSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "project", "created_at"]
 
 
-class WebhookSecretSerializer(serializers.Serializer):
+class WebhookSecretSerializer(strict.Serializer):
     secret = serializers.CharField(help_text="the key; X-Winnow-Signature is HMAC-SHA256 of the body with it")
     standard_secret = serializers.CharField(help_text="the same key as Standard Webhooks libraries take it "
                                             "(whsec_…), to check webhook-id/-timestamp/-signature")
@@ -471,7 +476,7 @@ class WebhookSecretSerializer(serializers.Serializer):
         allow_null=True, help_text="after a rotation, deliveries are signed with the previous secret too until then")
 
 
-class DeliverySerializer(serializers.ModelSerializer):
+class DeliverySerializer(strict.ModelSerializer):
     class Meta:
         model = Delivery
         fields = ["id", "webhook", "event", "url", "status", "attempts", "response_code", "last_error",
@@ -592,13 +597,13 @@ class WebhookViewSet(viewsets.ViewSet):
 # --- exports written by a worker (/api/v1/projects/{id}/exports/) --------------------------------
 
 
-class ExportRequestSerializer(serializers.Serializer):
+class ExportRequestSerializer(strict.Serializer):
     format = serializers.ChoiceField(choices=sorted(exports.EXPORT_FORMATS))
     batch = serializers.IntegerField(required=False, allow_null=True, help_text="only this batch's tasks")
     split = serializers.IntegerField(required=False, allow_null=True, help_text="the approved split (cyclegan format)")
 
 
-class ExportSerializer(serializers.ModelSerializer):
+class ExportSerializer(strict.ModelSerializer):
     progress = serializers.FloatField(read_only=True)
     download_url = serializers.SerializerMethodField()
 

@@ -17,6 +17,8 @@ from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from winnow import serializers as strict
+
 from . import quality, reports
 from .models import Batch, Membership, Project, Role, Task
 from .permissions import role_in
@@ -46,16 +48,16 @@ def _task(pk: int) -> Task:
     return get_object_or_404(Task.objects.alive().select_related("project", "batch"), pk=pk)
 
 
-class GoldSerializer(serializers.Serializer):
+class GoldSerializer(strict.Serializer):
     choice = serializers.IntegerField(help_text="the right choice's id")
 
 
-class AuditVerdictSerializer(serializers.Serializer):
+class AuditVerdictSerializer(strict.Serializer):
     correct = serializers.BooleanField()
     choice = serializers.IntegerField(required=False, allow_null=True, help_text="the right choice, when not correct")
 
 
-class DrawSerializer(serializers.Serializer):
+class DrawSerializer(strict.Serializer):
     size = serializers.IntegerField(required=False, min_value=1, max_value=100_000)
     width = serializers.FloatField(required=False, min_value=0.001, max_value=0.99,
                                    help_text="size the sample so the 95% interval is at most this wide")
@@ -67,7 +69,7 @@ class DrawSerializer(serializers.Serializer):
         return attrs
 
 
-class RelabelSerializer(serializers.Serializer):
+class RelabelSerializer(strict.Serializer):
     scope = serializers.ChoiceField(choices=["all", "failed"],
                                     help_text="all tasks, or only those with an answer the audit found wrong")
 

@@ -7,6 +7,8 @@ from typing import Any
 from django.conf import settings
 from rest_framework import serializers
 
+from winnow import serializers as strict
+
 from .models import Annotation, Asset, Batch, BatchKind, Choice, Domain, Membership, Project, Role, Task
 
 # Keys the annotator page keeps for itself: skip, undo, show hints.
@@ -20,7 +22,7 @@ def media_url(request: Any, name: str) -> str:
     return request.build_absolute_uri(url) if request is not None else url
 
 
-class ChoiceSerializer(serializers.ModelSerializer):
+class ChoiceSerializer(strict.ModelSerializer):
     id = serializers.IntegerField(required=False)
     domain = serializers.ChoiceField(
         choices=Domain.choices,
@@ -50,7 +52,7 @@ class ChoiceSerializer(serializers.ModelSerializer):
         return value
 
 
-class ProjectSerializer(serializers.ModelSerializer):
+class ProjectSerializer(strict.ModelSerializer):
     choices = ChoiceSerializer(many=True, required=False)
     role = serializers.SerializerMethodField()
     calibration_approved = serializers.BooleanField(read_only=True)
@@ -124,7 +126,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         return data
 
 
-class MemberSerializer(serializers.ModelSerializer):
+class MemberSerializer(strict.ModelSerializer):
     username = serializers.CharField(source="user.username")
     role = serializers.ChoiceField(choices=Role.choices)
     paused = serializers.SerializerMethodField()
@@ -138,7 +140,7 @@ class MemberSerializer(serializers.ModelSerializer):
         return membership.paused_at is not None
 
 
-class BatchSerializer(serializers.ModelSerializer):
+class BatchSerializer(strict.ModelSerializer):
     kind = serializers.ChoiceField(choices=BatchKind.choices, default=BatchKind.PRODUCTION)
     counts = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
@@ -158,7 +160,7 @@ class BatchSerializer(serializers.ModelSerializer):
         return round(batch.progress(), 4)
 
 
-class AssetSerializer(serializers.ModelSerializer):
+class AssetSerializer(strict.ModelSerializer):
     image_url = serializers.SerializerMethodField()
     thumbnail_url = serializers.SerializerMethodField()
 
@@ -173,7 +175,7 @@ class AssetSerializer(serializers.ModelSerializer):
         return media_url(self.context.get("request"), asset.thumbnail.name)
 
 
-class AnnotationSerializer(serializers.ModelSerializer):
+class AnnotationSerializer(strict.ModelSerializer):
     annotator = serializers.CharField(source="annotator.username", read_only=True)
     choice_label = serializers.CharField(source="choice.label", read_only=True)
 
@@ -183,7 +185,7 @@ class AnnotationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class TaskSerializer(serializers.ModelSerializer):
+class TaskSerializer(strict.ModelSerializer):
     asset = AssetSerializer(read_only=True)
     answer = serializers.CharField(source="final_choice.label", default=None, read_only=True)
     annotations = serializers.SerializerMethodField()
@@ -202,7 +204,7 @@ class TaskSerializer(serializers.ModelSerializer):
         return AnnotationSerializer(live, many=True).data
 
 
-class UrlTaskSerializer(serializers.Serializer):
+class UrlTaskSerializer(strict.Serializer):
     """Documents the JSON shape of URL uploads; items are checked one by one in the service."""
 
     image_url = serializers.URLField()
@@ -210,23 +212,23 @@ class UrlTaskSerializer(serializers.Serializer):
     metadata = serializers.DictField(required=False)
 
 
-class UploadSerializer(serializers.Serializer):
+class UploadSerializer(strict.Serializer):
     tasks = UrlTaskSerializer(many=True, required=False)
     files = serializers.ListField(child=serializers.FileField(), required=False)
 
 
-class IngestResultSerializer(serializers.Serializer):
+class IngestResultSerializer(strict.Serializer):
     name = serializers.CharField()
     status = serializers.ChoiceField(choices=["created", "duplicate", "rejected"])
     task_id = serializers.IntegerField(required=False)
     reason = serializers.CharField(required=False)
 
 
-class AnswerSerializer(serializers.Serializer):
+class AnswerSerializer(strict.Serializer):
     choice = serializers.IntegerField()
     duration_ms = serializers.IntegerField(min_value=0, default=0)
 
 
-class MemberWriteSerializer(serializers.Serializer):
+class MemberWriteSerializer(strict.Serializer):
     username = serializers.CharField()
     role = serializers.ChoiceField(choices=Role.choices)

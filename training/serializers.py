@@ -8,6 +8,7 @@ from django.urls import reverse
 from rest_framework import serializers
 
 from labeling.models import Split
+from winnow import serializers as strict
 
 from .models import Augmentation, Checkpoint, Evaluation, MetricPoint, Run, Sample
 
@@ -15,7 +16,7 @@ PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
 UPSAMPLES = ["transpose", "resize"]  # training.cyclegan.model.UPSAMPLES, without importing torch here
 
 
-class RunConfigSerializer(serializers.Serializer):
+class RunConfigSerializer(strict.Serializer):
     """What a run may set. Anything left out takes the paper's default (see training/cyclegan/model.py)."""
 
     image_size = serializers.IntegerField(min_value=16, max_value=1024, required=False,
@@ -78,7 +79,7 @@ class RunConfigSerializer(serializers.Serializer):
         return attrs
 
 
-class RunCreateSerializer(serializers.Serializer):
+class RunCreateSerializer(strict.Serializer):
     split = serializers.PrimaryKeyRelatedField(queryset=Split.objects.none())
     config = RunConfigSerializer(required=False, default=dict)
 
@@ -92,7 +93,7 @@ class RunCreateSerializer(serializers.Serializer):
             ).select_related("project")
 
 
-class CheckpointSerializer(serializers.ModelSerializer):
+class CheckpointSerializer(strict.ModelSerializer):
     weights_url = serializers.SerializerMethodField()
 
     class Meta:
@@ -106,7 +107,7 @@ class CheckpointSerializer(serializers.ModelSerializer):
         return reverse("training-api:run-weights", args=[checkpoint.run_id]) + f"?checkpoint={checkpoint.pk}"
 
 
-class SampleSerializer(serializers.ModelSerializer):
+class SampleSerializer(strict.ModelSerializer):
     image_url = serializers.SerializerMethodField()
 
     class Meta:
@@ -118,14 +119,14 @@ class SampleSerializer(serializers.ModelSerializer):
         return reverse("training-api:run-sample", args=[sample.run_id, sample.step])
 
 
-class MetricPointSerializer(serializers.ModelSerializer):
+class MetricPointSerializer(strict.ModelSerializer):
     class Meta:
         model = MetricPoint
         fields = ["step", "epoch", "lr", "images_per_s", "losses"]
         read_only_fields = fields
 
 
-class RunSerializer(serializers.ModelSerializer):
+class RunSerializer(strict.ModelSerializer):
     requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     progress = serializers.FloatField(read_only=True)
     eta_seconds = serializers.SerializerMethodField()
@@ -157,13 +158,13 @@ class RunDetailSerializer(RunSerializer):
         return SampleSerializer(run.samples.order_by("-step")[:12], many=True).data
 
 
-class TranslateSerializer(serializers.Serializer):
+class TranslateSerializer(strict.Serializer):
     image = serializers.ImageField(help_text="the image to translate")
     direction = serializers.ChoiceField(choices=["AB", "BA"], help_text="AB: A to B; BA: B to A")
     checkpoint = serializers.IntegerField(required=False, allow_null=True, help_text="default: the newest")
 
 
-class AugmentRequestSerializer(serializers.Serializer):
+class AugmentRequestSerializer(strict.Serializer):
     count = serializers.IntegerField(min_value=1, required=False, allow_null=True,
                                      help_text="default: the difference between the domains' train counts")
     direction = serializers.ChoiceField(choices=["AB", "BA"], required=False, allow_null=True,
@@ -171,7 +172,7 @@ class AugmentRequestSerializer(serializers.Serializer):
     checkpoint = serializers.IntegerField(required=False, allow_null=True, help_text="default: the newest")
 
 
-class AugmentationSerializer(serializers.ModelSerializer):
+class AugmentationSerializer(strict.ModelSerializer):
     download_url = serializers.SerializerMethodField()
     checkpoint_step = serializers.IntegerField(source="checkpoint.step", read_only=True)
 
@@ -187,7 +188,7 @@ class AugmentationSerializer(serializers.ModelSerializer):
         return reverse("training-api:augmentation-download", args=[augmentation.pk])
 
 
-class KnownMappingParamsSerializer(serializers.Serializer):
+class KnownMappingParamsSerializer(strict.Serializer):
     """The known-mapping data set the run was trained on (as make_benchmark_dataset made it)."""
 
     size = serializers.IntegerField(min_value=16, max_value=512, required=False, help_text="default: the run's image_size")
@@ -199,7 +200,7 @@ class KnownMappingParamsSerializer(serializers.Serializer):
     max_scale = serializers.FloatField(min_value=1, max_value=8, required=False)
 
 
-class ClassifierParamsSerializer(serializers.Serializer):
+class ClassifierParamsSerializer(strict.Serializer):
     seeds = serializers.ListField(child=serializers.IntegerField(min_value=0, max_value=2**31 - 1), min_length=1,
                                   max_length=20, required=False, help_text="one classifier pair per seed (default 0, 1, 2)")
     epochs = serializers.IntegerField(min_value=1, max_value=500, required=False)
@@ -208,7 +209,7 @@ class ClassifierParamsSerializer(serializers.Serializer):
                                        help_text="keep one minority image per this many majority ones")
 
 
-class EvaluationCreateSerializer(serializers.Serializer):
+class EvaluationCreateSerializer(strict.Serializer):
     run = serializers.PrimaryKeyRelatedField(queryset=Run.objects.none())
     checkpoint = serializers.IntegerField(required=False, allow_null=True, help_text="default: the newest")
     metrics = serializers.ListField(
@@ -236,7 +237,7 @@ class EvaluationCreateSerializer(serializers.Serializer):
         return attrs
 
 
-class EvaluationSerializer(serializers.ModelSerializer):
+class EvaluationSerializer(strict.ModelSerializer):
     requested_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     project = serializers.IntegerField(source="run.project_id", read_only=True)
     headline = serializers.SerializerMethodField()
