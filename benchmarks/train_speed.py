@@ -23,8 +23,8 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from training.cyclegan.config import CycleGANConfig  # noqa: E402
 from training.cyclegan.data import Domains, make_loader  # noqa: E402
-from training.cyclegan.model import CycleGANConfig  # noqa: E402
 from training.cyclegan.train import train  # noqa: E402
 
 

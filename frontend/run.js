@@ -10,10 +10,11 @@ const $ = (id) => document.getElementById(id);
 
 const POLL_MS = 2000;
 const LIVE = new Set(["queued", "running"]);
-const G_SERIES = ["G_A", "G_B", "cycle_A", "cycle_B", "idt_A", "idt_B"];
-const D_SERIES = ["D_A", "D_B"];
-const COLOURS = { G_A: "#2557d6", G_B: "#b3261e", cycle_A: "#1a7f37", cycle_B: "#8250df", idt_A: "#bf8700", idt_B: "#0a7d8c",
-  D_A: "#2557d6", D_B: "#b3261e" };
+// Each loss is named after the network it trains (training/cyclegan/train.py).
+const G_SERIES = ["G_ab_gan", "G_ba_gan", "cycle_aba", "cycle_bab", "G_ab_idt", "G_ba_idt"];
+const D_SERIES = ["D_a", "D_b"];
+const COLOURS = { G_ab_gan: "#2557d6", G_ba_gan: "#b3261e", cycle_aba: "#1a7f37", cycle_bab: "#8250df", G_ab_idt: "#bf8700",
+  G_ba_idt: "#0a7d8c", D_a: "#b3261e", D_b: "#2557d6" };
 
 let run = null;
 let points = [];

@@ -175,7 +175,7 @@ def split_images(run: Run, domain: str, partition: str, size: int, limit: int) -
 def compute(evaluation: Evaluation, progress: Progress) -> dict[str, Any]:
     import torch
 
-    from .cyclegan.train import load_generator, translate
+    from .cyclegan.infer import load_generator, translate
 
     run, config = evaluation.run, evaluation.config
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -90,7 +90,7 @@ class MetricPoint(models.Model):
     epoch = models.PositiveIntegerField()
     lr = models.FloatField()
     images_per_s = models.FloatField()
-    losses = models.JSONField(default=dict)  # G_A, G_B, D_A, D_B, cycle_A, cycle_B, idt_A, idt_B
+    losses = models.JSONField(default=dict)  # training.cyclegan.train.LOSS_NAMES: G_ab_gan, …, D_a, D_b
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

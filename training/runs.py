@@ -60,15 +60,15 @@ def train_counts(split: Split) -> dict[str, int]:
 
 def resolve_config(config: dict[str, Any]) -> dict[str, Any]:
     """The full config with every default filled in (the paper's), or InvalidInput naming the bad value."""
-    from .cyclegan.model import CycleGANConfig
+    from .cyclegan.config import ConfigError, CycleGANConfig, knobs
 
-    allowed = set(CycleGANConfig.__dataclass_fields__) - set(WORKER_KEYS)
+    allowed = {name for name, _ in knobs()} - set(WORKER_KEYS)
     unknown = sorted(set(config) - allowed)
     if unknown:
         raise InvalidInput(f"unknown config keys: {', '.join(unknown)}", code="invalid_config")
     try:
         return CycleGANConfig(**config).to_dict()
-    except (TypeError, ValueError) as exc:
+    except ConfigError as exc:
         raise InvalidInput(f"invalid config: {exc}", code="invalid_config") from exc
 
 
@@ -220,8 +220,8 @@ def _data_workers() -> int:
 
 
 def _train(run: Run, heartbeat: Heartbeat) -> None:
+    from .cyclegan.config import CycleGANConfig
     from .cyclegan.data import Domains
-    from .cyclegan.model import CycleGANConfig
     from .cyclegan.train import LOSS_NAMES, train
 
     began = timezone.now()  # this execution's share of the run's wall time, added to elapsed_s at the end

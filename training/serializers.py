@@ -6,55 +6,33 @@ from typing import Any
 
 from django.urls import reverse
 from rest_framework import serializers
+from rest_framework.settings import api_settings
 
 from labeling.models import Split
 from winnow import serializers as strict
 
+from .cyclegan.config import ConfigError, CycleGANConfig, Knob, knobs
 from .models import Augmentation, Checkpoint, Evaluation, MetricPoint, Run, Sample
 
-PRECISIONS = ["auto", "fp32", "bf16", "fp16"]
-UPSAMPLES = ["transpose", "resize"]  # training.cyclegan.model.UPSAMPLES, without importing torch here
+
+def config_field(spec: Knob) -> serializers.Field:
+    """The API field of one config knob: its type, bounds and help come from training/cyclegan/config.py."""
+    common: dict[str, Any] = {"required": False, "allow_null": spec.nullable, "help_text": spec.help}
+    if spec.kind is bool:
+        return serializers.BooleanField(**common)
+    if spec.choices is not None:
+        return serializers.ChoiceField(choices=list(spec.choices), **common)
+    number = serializers.IntegerField if spec.kind is int else serializers.FloatField
+    return number(min_value=spec.min, max_value=spec.max, **common)
 
 
 class RunConfigSerializer(strict.Serializer):
-    """What a run may set. Anything left out takes the paper's default (see training/cyclegan/model.py)."""
+    """What a run may set: every knob of `CycleGANConfig` an API request may set, with the bounds the
+    config declares. Anything left out takes the paper's default. The config itself has the last
+    word: what it refuses (values wrong together) comes back as a 400 naming the field."""
 
-    image_size = serializers.IntegerField(min_value=16, max_value=1024, required=False,
-                                          help_text="crop size in pixels, a multiple of 4 (default 256)")
-    load_size = serializers.IntegerField(min_value=16, max_value=2048, required=False, allow_null=True,
-                                         help_text="resize before the random crop (default image_size * 286 / 256)")
-    flip = serializers.BooleanField(required=False)
-    epochs = serializers.IntegerField(min_value=0, max_value=10_000, required=False,
-                                      help_text="epochs at the constant learning rate (default 100)")
-    decay_epochs = serializers.IntegerField(min_value=0, max_value=10_000, required=False,
-                                            help_text="epochs of linear decay to 0 (default 100)")
-    batch_size = serializers.IntegerField(min_value=1, max_value=256, required=False)
-    lr = serializers.FloatField(min_value=1e-7, max_value=0.1, required=False)
-    beta1 = serializers.FloatField(min_value=0, max_value=0.999, required=False)
-    beta2 = serializers.FloatField(min_value=0, max_value=0.9999, required=False)
-    lambda_cycle = serializers.FloatField(min_value=0, max_value=1000, required=False)
-    lambda_identity = serializers.FloatField(min_value=0, max_value=100, required=False)
-    n_blocks = serializers.IntegerField(min_value=1, max_value=32, required=False, allow_null=True,
-                                        help_text="residual blocks (default 9, or 6 for image_size <= 128)")
-    ngf = serializers.IntegerField(min_value=1, max_value=256, required=False)
-    ndf = serializers.IntegerField(min_value=1, max_value=256, required=False)
-    n_layers_d = serializers.IntegerField(min_value=1, max_value=6, required=False)
-    residual = serializers.BooleanField(required=False,
-                                        help_text="generators predict a change to their input and start as the identity")
-    upsample = serializers.ChoiceField(choices=UPSAMPLES, required=False,
-                                       help_text="transpose (the paper's) or resize: nearest-neighbour x2 then a conv")
-    pool_size = serializers.IntegerField(min_value=0, max_value=1000, required=False)
-    seed = serializers.IntegerField(min_value=0, max_value=2**31 - 1, required=False)
-    precision = serializers.ChoiceField(choices=PRECISIONS, required=False,
-                                        help_text="auto: bf16 autocast on a GPU, fp32 on a CPU")
-    channels_last = serializers.BooleanField(required=False, allow_null=True)
-    compile = serializers.BooleanField(required=False)
-    time_limit_s = serializers.FloatField(min_value=1, max_value=30 * 86400, required=False, allow_null=True,
-                                          help_text="stop (as succeeded, with a checkpoint) after this much training")
-    log_every = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
-    sample_every = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
-    checkpoint_every = serializers.IntegerField(min_value=1, max_value=1_000_000, required=False)
-    keep_checkpoints = serializers.IntegerField(min_value=1, max_value=100, required=False)
+    def get_fields(self) -> dict[str, serializers.Field]:
+        return {name: config_field(spec) for name, spec in knobs() if spec.api}
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
@@ -65,17 +43,11 @@ class RunConfigSerializer(strict.Serializer):
             raise serializers.ValidationError({key: [f"unknown config key; known keys are {known}"] for key in unknown})
         return super().to_internal_value(data)
 
-    def validate_image_size(self, value: int) -> int:
-        if value % 4:
-            raise serializers.ValidationError(f"image_size must be a multiple of 4 (the generator halves it twice), not {value}")
-        return value
-
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        if attrs.get("epochs") == 0 and attrs.get("decay_epochs") == 0:
-            raise serializers.ValidationError("epochs + decay_epochs must be at least 1")
-        load, size = attrs.get("load_size"), attrs.get("image_size", 256)
-        if load is not None and load < size:
-            raise serializers.ValidationError({"load_size": [f"load_size must be at least image_size ({size})"]})
+        try:
+            CycleGANConfig(**attrs)
+        except ConfigError as exc:
+            raise serializers.ValidationError({exc.field or api_settings.NON_FIELD_ERRORS_KEY: [str(exc)]}) from exc
         return attrs
 
 

@@ -56,7 +56,7 @@ def pick_checkpoint(*, run: Run, checkpoint_id: int | None) -> Checkpoint:
 
 @lru_cache(maxsize=4)
 def _generator(path: str, direction: str, mtime: float, device: str) -> nn.Module:
-    from .cyclegan.train import load_generator
+    from .cyclegan.infer import load_generator
 
     return load_generator(path, direction, device=device)
 
@@ -69,7 +69,7 @@ def generator_for(checkpoint: Checkpoint, direction: str, device: str = "cpu") -
 
 def export_weights(*, checkpoint: Checkpoint) -> str:
     """Storage name of the checkpoint's generators-only file (config + G_ab + G_ba), made once on demand."""
-    from .cyclegan.train import export_generators
+    from .cyclegan.infer import export_generators
 
     name = f"{checkpoint.run.storage_prefix}/exports/step_{checkpoint.step:08d}-generators.pt"
     target = local_path(name)
@@ -101,7 +101,7 @@ def translate_image(*, run: Run, file: IO[bytes], direction: str, checkpoint_id:
     `WINNOW_TRANSLATE_MAX_SIDE` are first scaled down to it (the third value says so), which bounds
     the time a request takes on the web server's CPU.
     """
-    from .cyclegan.train import MIN_TRANSLATE_SIDE, translate
+    from .cyclegan.infer import MIN_TRANSLATE_SIDE, translate
 
     if direction not in DIRECTIONS:
         raise InvalidInput('direction must be "AB" (A to B) or "BA" (B to A)')
@@ -178,7 +178,7 @@ def execute_augmentation(*, augmentation_id: int) -> None:
 def _write_augmentation(augmentation: Augmentation) -> str:
     import torch
 
-    from .cyclegan.train import translate
+    from .cyclegan.infer import translate
 
     run, checkpoint = augmentation.run, augmentation.checkpoint
     if checkpoint.deleted_at is not None or not default_storage.exists(checkpoint.file.name):

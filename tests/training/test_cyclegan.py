@@ -13,22 +13,12 @@ import pytest
 import torch
 from PIL import Image
 
+from training.cyclegan import checkpoint
+from training.cyclegan.config import CycleGANConfig
 from training.cyclegan.data import Domains, UnpairedBatchSampler, load_image
-from training.cyclegan.model import (
-    CycleGANConfig,
-    ImagePool,
-    PatchDiscriminator,
-    ResnetGenerator,
-    lr_factor,
-)
-from training.cyclegan.train import (
-    LOSS_NAMES,
-    export_generators,
-    load_checkpoint,
-    load_generator,
-    train,
-    translate,
-)
+from training.cyclegan.infer import export_generators, load_generator, translate
+from training.cyclegan.model import ImagePool, PatchDiscriminator, ResnetGenerator, lr_factor
+from training.cyclegan.train import LOSS_NAMES, train
 
 gpu = pytest.mark.gpu
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -229,7 +219,7 @@ def test_a_short_run_logs_finite_losses_and_writes_samples_and_checkpoints(domai
 
 def test_a_checkpoint_is_self_describing_and_round_trips(domains: Domains, tmp_path: Path) -> None:
     result = train(tiny(), domains, tmp_path / "run", lambda m: None, lambda: False)
-    state = load_checkpoint(result.checkpoint)
+    state = checkpoint.read(result.checkpoint)
     assert {
         "config",
         "G_ab",
@@ -283,7 +273,7 @@ def test_resume_continues_at_the_saved_step(domains: Domains, tmp_path: Path) ->
     assert [m["step"] for m in logs] == [4, 5, 6]  # continued, not restarted
     assert (second.stopped, second.step) == ("completed", 6)
     assert logs[0]["lr"] == pytest.approx(2e-4 * lr_factor(3, 3, 1, 1))
-    assert load_checkpoint(second.checkpoint)["sched_G"]["last_epoch"] == 6
+    assert checkpoint.read(second.checkpoint)["sched_G"]["last_epoch"] == 6
 
 
 def test_a_resumed_run_ends_exactly_where_an_unbroken_one_does(domains: Domains, tmp_path: Path) -> None:
@@ -298,19 +288,19 @@ def test_a_resumed_run_ends_exactly_where_an_unbroken_one_does(domains: Domains,
         return polls > 3
 
     first = train(tiny(pool_size=4), domains, tmp_path / "broken", lambda m: None, stop_after_three)
-    saved = load_checkpoint(first.checkpoint)["pools"]
+    saved = checkpoint.read(first.checkpoint)["pools"]
     assert saved["A"].shape[0] == saved["B"].shape[0] == 4  # 3 steps x batch 2, capped at the pool size
     resumed = train(tiny(pool_size=4), domains, tmp_path / "broken", lambda m: None, lambda: False,
                     resume_from=first.checkpoint)
     assert resumed.step == unbroken.step == 6
     for key in ("G_ab", "G_ba", "D_a", "D_b"):
-        expected, got = load_checkpoint(unbroken.checkpoint)[key], load_checkpoint(resumed.checkpoint)[key]
+        expected, got = checkpoint.read(unbroken.checkpoint)[key], checkpoint.read(resumed.checkpoint)[key]
         assert all(torch.equal(expected[name], got[name]) for name in expected), key
 
 
 def test_a_checkpoint_without_pools_still_resumes(domains: Domains, tmp_path: Path) -> None:
     first = train(tiny(), domains, tmp_path / "run", lambda m: None, lambda: False)
-    state = load_checkpoint(first.checkpoint)
+    state = checkpoint.read(first.checkpoint)
     del state["pools"]  # as written before the pools were saved
     torch.save(state, tmp_path / "old.pt")
     again = train(tiny(epochs=2), domains, tmp_path / "run", lambda m: None, lambda: False, resume_from=tmp_path / "old.pt")
@@ -369,7 +359,7 @@ def test_the_command_line_trains_on_two_cpu_processes_under_torchrun(domains: Do
 
     config = '{"image_size": 32, "ngf": 8, "ndf": 8, "n_blocks": 1, "epochs": 1, "decay_epochs": 1, "num_workers": 0, "log_every": 1}'
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "training.cyclegan.train",
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "training.cyclegan",
          str(Path(domains.a[0]).parent), str(Path(domains.b[0]).parent), "--out", str(tmp_path / "ddp"),
          "--config", config],
         capture_output=True, text=True, timeout=240, cwd=Path(__file__).resolve().parents[2],
@@ -377,4 +367,4 @@ def test_the_command_line_trains_on_two_cpu_processes_under_torchrun(domains: Do
     assert result.returncode == 0, result.stderr[-3000:]
     # max(4, 6) images / (2 ranks x batch 1) = 3 steps an epoch, 2 epochs; only rank 0 logs and saves.
     assert sum(line.startswith("step ") for line in result.stdout.splitlines()) == 6 and "completed at step 6" in result.stdout
-    assert load_checkpoint(tmp_path / "ddp" / "checkpoints" / "step_00000006.pt")["step"] == 6
+    assert checkpoint.read(tmp_path / "ddp" / "checkpoints" / "step_00000006.pt")["step"] == 6

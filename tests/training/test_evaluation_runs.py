@@ -38,8 +38,8 @@ def test_split(project: Project, accepted_batch: Callable[..., Batch], alice: An
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One TINY_CONFIG training, done once per module with the torch-only trainer; tests copy its checkpoint."""
+    from training.cyclegan.config import CycleGANConfig
     from training.cyclegan.data import Domains
-    from training.cyclegan.model import CycleGANConfig
     from training.cyclegan.train import train
 
     folder = tmp_path_factory.mktemp("tiny-run")

@@ -13,7 +13,8 @@ from PIL import Image
 
 from labeling.models import Split
 from tests.conftest import wait_for
-from training.cyclegan.train import LOSS_NAMES, load_generator
+from training.cyclegan.infer import load_generator
+from training.cyclegan.train import LOSS_NAMES
 from training.models import FINISHED_RUN_STATUSES, Checkpoint, MetricPoint, Run, RunStatus, Sample
 
 from .conftest import TINY_CONFIG

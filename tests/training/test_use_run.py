@@ -157,11 +157,13 @@ def test_a_run_that_cannot_read_its_data_fails_with_the_reason(
     assert Run.objects.get(pk=run.pk).attempts == 1
 
 
-def test_an_augmentation_whose_worker_died_goes_back_to_the_queue(trained_run: Run, alice: Any) -> None:
+def test_an_augmentation_whose_worker_died_goes_back_to_the_queue(trained_run: Run, alice: Any, settings: Any) -> None:
     from datetime import timedelta
 
     from django.utils import timezone
 
+    # A live worker of another test would take these jobs: this test plays the worker.
+    settings.WINNOW_TRAINING_QUEUE = "gpu-unconsumed-test"
     dead = use.start_augmentation(run=trained_run, count=2, requested_by=alice)
     beating = use.start_augmentation(run=trained_run, count=2, requested_by=alice)
     Augmentation.objects.filter(pk=dead.pk).update(status=AugmentationStatus.RUNNING,

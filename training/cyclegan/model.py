@@ -17,117 +17,14 @@ Torch only: nothing in cyclegan/ imports Django, so it runs under torchrun or a 
 from __future__ import annotations
 
 import random
-from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
-UPSAMPLES = ("transpose", "resize")
+from .config import CycleGANConfig
+
 RESIDUAL_CLAMP = 0.999  # atanh(0.999) = 3.8: inputs are pulled this far in from +-1
-
-
-@dataclass
-class CycleGANConfig:
-    """Every knob of a run. The defaults are the paper's; speed settings never change the model."""
-
-    # Data: random resize to load_size, random crop to image_size, random horizontal flip.
-    image_size: int = 256
-    load_size: int | None = None  # None: 286 for 256, i.e. image_size * 286 / 256, as the reference does
-    flip: bool = True
-    # Architecture.
-    input_nc: int = 3
-    output_nc: int = 3
-    ngf: int = 64  # generator width of the first conv layer
-    ndf: int = 64  # discriminator width of the first conv layer
-    n_blocks: int | None = None  # None: 9 residual blocks, or 6 when image_size <= 128 (paper, section 4)
-    n_layers_d: int = 3  # 3 strided convs -> 70x70 receptive field (PatchGAN)
-    # Off in the paper. On: each generator predicts a change to its input (added before the final tanh,
-    # whose last conv starts at zero), so training starts from the identity map instead of noise. For
-    # mappings that keep most of the picture (style, colour, cleanup) it needs far fewer steps.
-    residual: bool = False
-    # How the generator doubles resolution: "transpose" (the paper's fractionally strided conv) or
-    # "resize" (nearest-neighbour x2 then a 3x3 conv, Odena et al. 2016), which cannot make the
-    # checkerboard artefacts a transposed conv makes early in training.
-    upsample: str = "transpose"
-    # Objective (paper eq. 3, plus the identity term of section 5.2).
-    lambda_cycle: float = 10.0
-    lambda_identity: float = 0.5  # relative to lambda_cycle, as in the reference
-    pool_size: int = 50  # history of generated images shown to the discriminators (Shrivastava et al.)
-    # Optimisation: Adam, lr constant for `epochs`, then linear decay to 0 over `decay_epochs`.
-    lr: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    batch_size: int = 1
-    epochs: int = 100
-    decay_epochs: int = 100
-    seed: int = 0
-    # How it runs (never what it computes).
-    device: str | None = None  # None: cuda when available, else cpu
-    precision: str = "auto"  # auto: bf16 autocast on CUDA, fp32 on CPU; or fp32, bf16, fp16
-    channels_last: bool | None = None  # None: on for CUDA
-    compile: bool = False  # torch.compile the four networks
-    num_workers: int = 4
-    time_limit_s: float | None = None  # stop (with a checkpoint) after this much wall time
-    # Bookkeeping.
-    log_every: int = 100
-    sample_every: int = 1000
-    checkpoint_every: int = 5000
-    keep_checkpoints: int = 3
-
-    def __post_init__(self) -> None:
-        # Resolve the size-dependent defaults once, so a saved config states exactly what ran.
-        if self.load_size is None:
-            self.load_size = round(self.image_size * 286 / 256)
-        if self.n_blocks is None:
-            self.n_blocks = 6 if self.image_size <= 128 else 9
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise ValueError naming the first nonsense value and what would be accepted."""
-        checks: list[tuple[bool, str]] = [
-            (self.image_size >= 16 and self.image_size % 4 == 0, "image_size must be a multiple of 4, at least 16"),
-            (self.load_size is not None and self.load_size >= self.image_size, "load_size must be >= image_size"),
-            (self.ngf >= 1 and self.ndf >= 1, "ngf and ndf must be positive"),
-            (self.n_blocks is not None and 1 <= self.n_blocks <= 32, "n_blocks must be between 1 and 32"),
-            (1 <= self.n_layers_d <= 6, "n_layers_d must be between 1 and 6"),
-            (self.lambda_cycle >= 0 and self.lambda_identity >= 0, "loss weights must not be negative"),
-            (
-                self.lambda_identity == 0 or self.input_nc == self.output_nc,
-                "lambda_identity needs the same channel count in both domains (set it to 0)",
-            ),
-            (not self.residual or self.input_nc == self.output_nc, "residual needs the same channel count in both domains"),
-            (self.upsample in UPSAMPLES, f"upsample must be one of {', '.join(UPSAMPLES)}"),
-            (
-                all(isinstance(getattr(self, name), bool) for name in ("flip", "residual", "compile"))
-                and self.channels_last in (None, True, False),
-                "flip, residual, compile and channels_last must be true or false",
-            ),
-            (self.pool_size >= 0, "pool_size must not be negative"),
-            (0 < self.lr <= 1, "lr must be in (0, 1]"),
-            (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1, "Adam betas must be in [0, 1)"),
-            (self.batch_size >= 1, "batch_size must be at least 1"),
-            (self.epochs >= 0 and self.decay_epochs >= 0, "epochs and decay_epochs must not be negative"),
-            (self.epochs + self.decay_epochs >= 1, "epochs + decay_epochs must be at least 1"),
-            (self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}"),
-            (self.num_workers >= 0, "num_workers must not be negative"),
-            (self.time_limit_s is None or self.time_limit_s > 0, "time_limit_s must be positive"),
-            (min(self.log_every, self.sample_every, self.checkpoint_every) >= 1, "intervals must be at least 1"),
-            (self.keep_checkpoints >= 1, "keep_checkpoints must be at least 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CycleGANConfig:
-        """Build from a saved dict, ignoring keys a newer version may have added."""
-        known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
 
 
 class ResnetBlock(nn.Module):
@@ -244,9 +141,16 @@ def build_generator(cfg: CycleGANConfig, direction: str = "AB") -> ResnetGenerat
     return ResnetGenerator(cfg.output_nc, cfg.input_nc, cfg.ngf, cfg.n_blocks, cfg.residual, cfg.upsample)
 
 
-def build_networks(
-    cfg: CycleGANConfig,
-) -> tuple[ResnetGenerator, ResnetGenerator, PatchDiscriminator, PatchDiscriminator]:
+class Networks(NamedTuple):
+    """The four networks of a CycleGAN, under the names checkpoints use."""
+
+    G_ab: ResnetGenerator  # G: A -> B
+    G_ba: ResnetGenerator  # F: B -> A
+    D_a: PatchDiscriminator  # D_X: real A or fake A?
+    D_b: PatchDiscriminator  # D_Y: real B or fake B?
+
+
+def build_networks(cfg: CycleGANConfig) -> Networks:
     """G_ab, G_ba, D_a, D_b, freshly initialised."""
     g_ab = init_weights(build_generator(cfg, "AB"))
     g_ba = init_weights(build_generator(cfg, "BA"))
@@ -255,7 +159,7 @@ def build_networks(
         g_ba.start_at_identity()
     d_a = init_weights(PatchDiscriminator(cfg.input_nc, cfg.ndf, cfg.n_layers_d))
     d_b = init_weights(PatchDiscriminator(cfg.output_nc, cfg.ndf, cfg.n_layers_d))
-    return g_ab, g_ba, d_a, d_b
+    return Networks(g_ab, g_ba, d_a, d_b)
 
 
 class ImagePool:

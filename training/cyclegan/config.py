@@ -1,0 +1,174 @@
+"""Every knob of a CycleGAN run, with its default, bounds and meaning, in one dataclass; no torch here.
+
+The defaults are the paper's (Zhu et al. 2017, and its reference implementation); speed settings
+never change the model. A config checks itself when it is made (`__post_init__`), raising
+`ConfigError`, a ValueError naming the field, so the command line, a notebook and the REST API
+(training/serializers.py builds its fields from `knobs()`) refuse the same values the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+UPSAMPLES = ("transpose", "resize")
+
+
+class ConfigError(ValueError):
+    """A value the config refuses; `field` names it (None when the fault is between fields)."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True)
+class Knob:
+    """What a field accepts: its type, bounds (`gt` is an exclusive minimum) or choices, whether
+    None is allowed, whether an API request may set it, and what it means."""
+
+    kind: type
+    min: float | None = None
+    max: float | None = None
+    gt: float | None = None
+    choices: tuple[str, ...] | None = None
+    nullable: bool = False
+    api: bool = True
+    help: str = ""
+
+
+def knob(default: Any, kind: type, **spec: Any) -> Any:
+    return field(default=default, metadata={"knob": Knob(kind, **spec)})
+
+
+@dataclass
+class CycleGANConfig:
+    """Every knob of a run. The defaults are the paper's; speed settings never change the model."""
+
+    # Data: random resize to load_size, random crop to image_size, random horizontal flip.
+    image_size: int = knob(256, int, min=16, max=1024, help="crop size in pixels, a multiple of 4 (default 256)")
+    load_size: int | None = knob(None, int, min=16, max=2048, nullable=True,
+                                 help="resize before the random crop (default image_size * 286 / 256)")
+    flip: bool = knob(True, bool, help="random horizontal flips")
+    # Architecture. Winnow's images are RGB; other channel counts are for the command line.
+    input_nc: int = knob(3, int, min=1, max=4, api=False)
+    output_nc: int = knob(3, int, min=1, max=4, api=False)
+    ngf: int = knob(64, int, min=1, max=256, help="generator width of the first conv layer (default 64)")
+    ndf: int = knob(64, int, min=1, max=256, help="discriminator width of the first conv layer (default 64)")
+    n_blocks: int | None = knob(None, int, min=1, max=32, nullable=True,
+                                help="residual blocks (default 9, or 6 for image_size <= 128, paper section 4)")
+    n_layers_d: int = knob(3, int, min=1, max=6, help="strided convs of the PatchGAN; 3 = 70x70 receptive field")
+    # Off in the paper. On: each generator predicts a change to its input (added before the final tanh,
+    # whose last conv starts at zero), so training starts from the identity map instead of noise. For
+    # mappings that keep most of the picture (style, colour, cleanup) it needs far fewer steps.
+    residual: bool = knob(False, bool, help="generators predict a change to their input and start as the identity")
+    # "transpose" (the paper's fractionally strided conv) or "resize" (nearest-neighbour x2 then a 3x3
+    # conv, Odena et al. 2016), which cannot make the checkerboard artefacts a transposed conv makes.
+    upsample: str = knob("transpose", str, choices=UPSAMPLES,
+                         help="transpose (the paper's) or resize: nearest-neighbour x2 then a conv")
+    # Objective (paper eq. 3, plus the identity term of section 5.2).
+    lambda_cycle: float = knob(10.0, float, min=0, max=1000, help="weight of the cycle loss (default 10)")
+    lambda_identity: float = knob(0.5, float, min=0, max=100,
+                                  help="weight of the identity loss, relative to lambda_cycle (default 0.5)")
+    pool_size: int = knob(50, int, min=0, max=1000,
+                          help="past fakes shown to the discriminators (Shrivastava et al.; default 50)")
+    # Optimisation: Adam, lr constant for `epochs`, then linear decay to 0 over `decay_epochs`.
+    lr: float = knob(2e-4, float, min=1e-7, max=0.1, help="Adam learning rate (default 2e-4)")
+    beta1: float = knob(0.5, float, min=0, max=0.999, help="Adam beta1 (default 0.5)")
+    beta2: float = knob(0.999, float, min=0, max=0.9999, help="Adam beta2 (default 0.999)")
+    batch_size: int = knob(1, int, min=1, max=256, help="images per domain and step (default 1)")
+    epochs: int = knob(100, int, min=0, max=10_000, help="epochs at the constant learning rate (default 100)")
+    decay_epochs: int = knob(100, int, min=0, max=10_000, help="epochs of linear decay to 0 (default 100)")
+    seed: int = knob(0, int, min=0, max=2**31 - 1)
+    # How it runs (never what it computes). The worker, not a request, decides device and loaders.
+    device: str | None = knob(None, str, nullable=True, api=False)  # None: cuda when available, else cpu
+    precision: str = knob("auto", str, choices=PRECISIONS, help="auto: bf16 autocast on a GPU, fp32 on a CPU")
+    channels_last: bool | None = knob(None, bool, nullable=True, help="default: on for a GPU")
+    compile: bool = knob(False, bool, help="torch.compile the four networks")
+    num_workers: int = knob(4, int, min=0, max=64, api=False)
+    time_limit_s: float | None = knob(None, float, gt=0, max=30 * 86400, nullable=True,
+                                      help="stop (as succeeded, with a checkpoint) after this much training")
+    # Bookkeeping.
+    log_every: int = knob(100, int, min=1, max=1_000_000)
+    sample_every: int = knob(1000, int, min=1, max=1_000_000)
+    checkpoint_every: int = knob(5000, int, min=1, max=1_000_000)
+    keep_checkpoints: int = knob(3, int, min=1, max=100)
+
+    def __post_init__(self) -> None:
+        self.validate()
+        # Resolve the size-dependent defaults once, so a saved config states exactly what ran.
+        if self.load_size is None:
+            self.load_size = round(self.image_size * 286 / 256)
+        if self.n_blocks is None:
+            self.n_blocks = 6 if self.image_size <= 128 else 9
+        self.validate_together()
+
+    def validate(self) -> None:
+        """Raise ConfigError for the first field of the wrong type or out of its bounds."""
+        for name, spec in knobs():
+            value = getattr(self, name)
+            if value is None and spec.nullable:
+                continue
+            setattr(self, name, check(name, spec, value))
+
+    def validate_together(self) -> None:
+        """Raise ConfigError for values that are fine alone and wrong together."""
+        if self.image_size % 4:
+            raise ConfigError(f"image_size must be a multiple of 4 (the generator halves it twice), not {self.image_size}",
+                              "image_size")
+        if self.load_size is not None and self.load_size < self.image_size:
+            raise ConfigError(f"load_size must be at least image_size ({self.image_size}), got {self.load_size}",
+                              "load_size")
+        if self.epochs + self.decay_epochs < 1:
+            raise ConfigError("epochs + decay_epochs must be at least 1")
+        if self.lambda_identity and self.input_nc != self.output_nc:
+            raise ConfigError("lambda_identity needs the same channel count in both domains (set it to 0)",
+                              "lambda_identity")
+        if self.residual and self.input_nc != self.output_nc:
+            raise ConfigError("residual needs the same channel count in both domains", "residual")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CycleGANConfig:
+        """Build from a saved dict, ignoring keys a newer version may have added."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{key: value for key, value in data.items() if key in known})
+
+
+def knobs() -> Iterator[tuple[str, Knob]]:
+    """Each field's name and what it accepts, in declaration order."""
+    for f in fields(CycleGANConfig):
+        yield f.name, f.metadata["knob"]
+
+
+def check(name: str, spec: Knob, value: Any) -> Any:
+    """The value, as its field's type (an int is a float where a float is asked), or ConfigError."""
+    if spec.kind is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false, got {value!r}", name)
+        return value
+    if spec.choices is not None:
+        if value not in spec.choices:
+            raise ConfigError(f"{name} must be one of {', '.join(spec.choices)}: {value!r} is not a valid choice", name)
+        return value
+    if spec.kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{name} must be a string, got {value!r}", name)
+        return value
+    if isinstance(value, bool) or not isinstance(value, int | float) or (spec.kind is int and not isinstance(value, int)):
+        raise ConfigError(f"{name}: a valid {'integer' if spec.kind is int else 'number'} is required, got {value!r}", name)
+    value = spec.kind(value)
+    if spec.gt is not None and not value > spec.gt:
+        raise ConfigError(f"{name} must be greater than {spec.gt:g}, got {value:g}", name)
+    if spec.min is not None and value < spec.min:
+        # "not negative" for the weights and counts, as a person would say it.
+        plain = " (it must not be negative)" if spec.min == 0 else ""
+        raise ConfigError(f"{name}: ensure this value is greater than or equal to {spec.min:g}{plain}, got {value:g}",
+                          name)
+    if spec.max is not None and value > spec.max:
+        raise ConfigError(f"{name}: ensure this value is less than or equal to {spec.max:g}, got {value:g}", name)
+    return value

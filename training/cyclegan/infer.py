@@ -1,0 +1,54 @@
+"""Using a trained CycleGAN: load a generator from a checkpoint, translate an image, export the generators."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torch import nn
+
+from . import checkpoint
+from .config import CycleGANConfig
+from .data import pil_to_uint8, to_model_range, to_pil
+from .model import ResnetGenerator, build_generator
+
+MIN_TRANSLATE_SIDE = 16
+
+
+def load_generator(checkpoint_path: str | Path, direction: str, device: str = "cpu") -> ResnetGenerator:
+    """The A->B ("AB") or B->A ("BA") generator of a checkpoint or a generator export, in eval mode."""
+    if direction not in ("AB", "BA"):
+        raise ValueError('direction must be "AB" or "BA"')
+    state = checkpoint.read(checkpoint_path)
+    net = build_generator(CycleGANConfig.from_dict(state["config"]), direction)
+    net.load_state_dict(state["G_ab" if direction == "AB" else "G_ba"])
+    return net.to(device).eval()
+
+
+def export_generators(checkpoint_path: str | Path, out_path: str | Path) -> Path:
+    """Write only the config and both generators (a fraction of a full checkpoint) for download."""
+    state = checkpoint.read(checkpoint_path)
+    return checkpoint.write(Path(out_path), {key: state[key] for key in ("config", "G_ab", "G_ba", "step")})
+
+
+@torch.no_grad()
+def translate(generator: nn.Module, image: Image.Image) -> Image.Image:
+    """Translate a whole image at its own size; the output has the input's width and height.
+
+    The generator downsamples twice, so the input is padded (reflecting its borders) to a multiple
+    of 4 and the result cropped back.
+    """
+    parameter = next(generator.parameters())
+    channels = parameter.shape[1] if parameter.dim() == 4 else 3
+    mode = "L" if channels == 1 else "RGB"
+    x = to_model_range(pil_to_uint8(image.convert(mode))).unsqueeze(0).to(parameter.device)  # (1, C, H, W)
+    h, w = x.shape[-2:]
+    if min(h, w) < MIN_TRANSLATE_SIDE:
+        # The residual blocks reflect-pad a quarter-resolution map, which needs a few pixels to reflect.
+        raise ValueError(f"image must be at least {MIN_TRANSLATE_SIDE} px on each side, got {w}x{h}")
+    pad_h, pad_w = (-h) % 4, (-w) % 4
+    if pad_h or pad_w:
+        x = nn.functional.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+    y = generator(x)[..., :h, :w]  # (1, C, H, W)
+    return to_pil(y[0])
