@@ -228,5 +228,5 @@ class AnswerSerializer(serializers.Serializer):
 
 
 class MemberWriteSerializer(serializers.Serializer):
-    username = serializers.CharField()
+    username = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=Role.choices)

@@ -191,6 +191,10 @@ STORAGES = {
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 1000, minimum=1)
+# JSON bodies of the API (which DATA_UPLOAD_MAX_MEMORY_SIZE does not cover): larger ones are a 413.
+# URL uploads (POST /api/v1/batches/{id}/tasks/ with {"tasks": [...]}) may send up to INGEST_MAX_URL_TASKS.
+API_MAX_JSON_BYTES = env_int("API_MAX_JSON_BYTES", 5 * 1024 * 1024, minimum=1024)
+INGEST_MAX_JSON_BYTES = env_int("INGEST_MAX_JSON_BYTES", 64 * 1024 * 1024, minimum=1024)
 
 CACHES = {"default": cache_settings(env_str("CACHE_URL", ""))}
 
@@ -205,6 +209,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Winnow's JSON parser limits a body's size and nesting (winnow/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "winnow.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "labeling.exceptions.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
