@@ -97,6 +97,17 @@ def cache_settings(url: str) -> dict[str, str]:
     raise ImproperlyConfigured(f"CACHE_URL must be redis://host:port/db, file:///path or locmem://, got {url!r}")
 
 
+def env_proxy_header(name: str) -> tuple[str, str] | None:
+    """`Header-Name: value` as Django's SECURE_PROXY_SSL_HEADER pair (HTTP_HEADER_NAME, value); empty is None."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    header, sep, value = raw.partition(":")
+    if not sep or not header.strip() or not value.strip() or " " in header.strip():
+        raise ImproperlyConfigured(f"{name} must look like 'X-Forwarded-Proto: https', got {raw!r}")
+    return "HTTP_" + header.strip().upper().replace("-", "_"), value.strip()
+
+
 DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -330,7 +341,14 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
-    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Cookies: sent over HTTPS only unless DEBUG (or told otherwise), out of reach of page scripts (pages read
+# the CSRF token from their <meta>), and not sent with cross-site requests other than top-level navigation.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# Behind a TLS proxy, the header it sets to say the client used HTTPS, e.g. "X-Forwarded-Proto: https".
+# Off by default: trusted without a proxy that overwrites it, a client could claim HTTPS itself.
+SECURE_PROXY_SSL_HEADER = env_proxy_header("SECURE_PROXY_SSL_HEADER")
