@@ -75,12 +75,13 @@ class BenchServer:
         self._peak_worker_kb = 0
         self._stop = threading.Event()
 
-    def manage(self, *args: str) -> str:
-        out = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=self.env, check=True, capture_output=True, text=True)
+    def manage(self, *args: str, stdin: str | None = None) -> str:
+        out = subprocess.run([sys.executable, "manage.py", *args], cwd=REPO, env=self.env, check=True, capture_output=True,
+                             text=True, input=stdin)
         return out.stdout
 
     def create_user(self, username: str, password: str = "benchmark-password") -> str:
-        line = self.manage("createuser", username, "--password", password)
+        line = self.manage("createuser", username, "--password-stdin", stdin=password + "\n")
         return line.strip().rsplit(" ", 1)[-1]
 
     def _recreate_db(self) -> None:

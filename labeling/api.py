@@ -15,11 +15,12 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied, ValidationError
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from winnow import serializers as strict
+from winnow.parsers import UrlListJSONParser
 
 from . import answers, exports, ingest, leasing, projects, reports, splits, webhooks
 from .exceptions import Conflict
@@ -288,7 +289,7 @@ class BatchViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         responses={201: IngestResultSerializer(many=True)},
     )
     @action(detail=True, methods=["post"], permission_classes=[IsProjectOwner],
-            parser_classes=[MultiPartParser, FormParser, JSONParser])
+            parser_classes=[MultiPartParser, FormParser, UrlListJSONParser])
     def tasks(self, request: Request, pk: str | None = None) -> Response:
         """Add images: multipart `files` (images or zips), or JSON `{"tasks": [{"image_url", "unique_id", "metadata"}]}`."""
         batch = self.get_object()
@@ -457,7 +458,8 @@ class SplitViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
 
 
 class WebhookSerializer(strict.ModelSerializer):
-    events = serializers.ListField(child=serializers.CharField(), help_text=f"some of {list(webhooks.EVENTS)}")
+    events = serializers.ListField(child=serializers.CharField(max_length=40), max_length=len(webhooks.EVENTS),
+                                   help_text=f"some of {list(webhooks.EVENTS)}")
 
     class Meta:
         model = Webhook

@@ -17,6 +17,10 @@ from django.utils import timezone
 
 from winnow.jobs import BackgroundJob
 
+# Free text has a bound everywhere, so no request can store (and every page then send) megabytes of it.
+MAX_INSTRUCTIONS = 50_000
+MAX_LONG_HINT = 5_000
+
 
 def new_secret() -> str:
     return secrets.token_hex(32)
@@ -32,7 +36,7 @@ class ProjectQuerySet(models.QuerySet["Project"]):
 
 class Project(models.Model):
     name = models.CharField(max_length=200)
-    instructions = models.TextField(blank=True)
+    instructions = models.TextField(blank=True, max_length=MAX_INSTRUCTIONS)
     question = models.CharField(max_length=500, default="Which class does this image belong to?")
     overlap = models.PositiveSmallIntegerField(default=1, help_text="Annotators who label each task.")
     gold_rate = models.FloatField(default=0.05, help_text="Share of production tasks that are gold.")
@@ -88,7 +92,7 @@ class Choice(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="choices")
     label = models.CharField(max_length=100)
     description = models.CharField(max_length=300, blank=True)
-    long_hint = models.TextField(blank=True)
+    long_hint = models.TextField(blank=True, max_length=MAX_LONG_HINT)
     hotkey = models.CharField(max_length=1)
     domain = models.CharField(max_length=8, choices=Domain.choices, default=Domain.EXCLUDED)
     order = models.PositiveIntegerField(default=0)

@@ -230,5 +230,5 @@ class AnswerSerializer(strict.Serializer):
 
 
 class MemberWriteSerializer(strict.Serializer):
-    username = serializers.CharField()
+    username = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=Role.choices)

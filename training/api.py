@@ -11,12 +11,13 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from labeling.models import Project, Role
 from labeling.permissions import IsProjectOwner, IsProjectOwnerOrReadOnly, role_in
+from winnow.parsers import JSONParser
 
 from . import evaluations, runs, use
 from .models import Augmentation, Evaluation, Run

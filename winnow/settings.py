@@ -100,6 +100,17 @@ def cache_settings(url: str) -> dict[str, str]:
     raise ImproperlyConfigured(f"CACHE_URL must be redis://host:port/db, file:///path or locmem://, got {url!r}")
 
 
+def env_proxy_header(name: str) -> tuple[str, str] | None:
+    """`Header-Name: value` as Django's SECURE_PROXY_SSL_HEADER pair (HTTP_HEADER_NAME, value); empty is None."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return None
+    header, sep, value = raw.partition(":")
+    if not sep or not header.strip() or not value.strip() or " " in header.strip():
+        raise ImproperlyConfigured(f"{name} must look like 'X-Forwarded-Proto: https', got {raw!r}")
+    return "HTTP_" + header.strip().upper().replace("-", "_"), value.strip()
+
+
 DEBUG = env_bool("DEBUG", True)
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -198,6 +209,10 @@ STORAGES = {
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("DATA_UPLOAD_MAX_MEMORY_SIZE", 64 * 1024 * 1024, minimum=1024)
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("DATA_UPLOAD_MAX_NUMBER_FILES", 1000, minimum=1)
+# JSON bodies of the API (which DATA_UPLOAD_MAX_MEMORY_SIZE does not cover): larger ones are a 413.
+# URL uploads (POST /api/v1/batches/{id}/tasks/ with {"tasks": [...]}) may send up to INGEST_MAX_URL_TASKS.
+API_MAX_JSON_BYTES = env_int("API_MAX_JSON_BYTES", 5 * 1024 * 1024, minimum=1024)
+INGEST_MAX_JSON_BYTES = env_int("INGEST_MAX_JSON_BYTES", 64 * 1024 * 1024, minimum=1024)
 
 CACHES = {"default": cache_settings(env_str("CACHE_URL", ""))}
 
@@ -212,6 +227,12 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    # Winnow's JSON parser limits a body's size and nesting (winnow/parsers.py).
+    "DEFAULT_PARSER_CLASSES": [
+        "winnow.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "winnow.exceptions.api_exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
@@ -330,7 +351,14 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
 
-if not DEBUG:
-    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
-    CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", True)
-    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Cookies: sent over HTTPS only unless DEBUG (or told otherwise), out of reach of page scripts (pages read
+# the CSRF token from their <meta>), and not sent with cross-site requests other than top-level navigation.
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+CSRF_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
+CSRF_COOKIE_SAMESITE = "Lax"
+# Behind a TLS proxy, the header it sets to say the client used HTTPS, e.g. "X-Forwarded-Proto: https".
+# Off by default: trusted without a proxy that overwrites it, a client could claim HTTPS itself.
+SECURE_PROXY_SSL_HEADER = env_proxy_header("SECURE_PROXY_SSL_HEADER")

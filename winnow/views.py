@@ -9,9 +9,11 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from rest_framework.authtoken import views as authtoken_views
 from rest_framework.exceptions import Throttled, ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from .parsers import JSONParser
 from .throttling import TOO_MANY, Guard, wait_words
 
 
@@ -36,6 +38,8 @@ def _throttled_page(seconds: int) -> HttpResponse:
 class ObtainAuthToken(authtoken_views.ObtainAuthToken):
     """username + password -> the user's API token. Failed attempts are counted per client address and
     per username; while either count is full the answer is 429 with Retry-After (winnow.throttling)."""
+
+    parser_classes = (FormParser, MultiPartParser, JSONParser)
 
     def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         data = request.data if isinstance(request.data, dict) else {}

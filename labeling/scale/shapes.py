@@ -16,6 +16,8 @@ from django.utils.dateparse import parse_date, parse_datetime
 
 from ..exceptions import InvalidInput
 from ..models import (
+    MAX_INSTRUCTIONS,
+    MAX_LONG_HINT,
     Annotation,
     Audit,
     AuditVerdict,
@@ -322,6 +324,8 @@ def parse_taxonomy(params: dict[str, Any]) -> tuple[str | None, str | None, list
             if spec.get("type", "category") != "category":
                 raise InvalidInput(f"taxonomy {key!r} must be of type 'category', not {spec.get('type')!r}")
             question = spec.get("description") if isinstance(spec.get("description"), str) else None
+            if question is not None and len(question) > 500:
+                raise InvalidInput(f"the description of taxonomy {key!r} is the project's question: at most 500 characters")
             items = spec.get("choices")
         else:
             items = spec
@@ -348,9 +352,14 @@ def parse_taxonomy(params: dict[str, Any]) -> tuple[str | None, str | None, list
         hotkey = extra.get("hotkey")
         if hotkey is not None and (not isinstance(hotkey, str) or len(hotkey) != 1 or hotkey.lower() in RESERVED_HOTKEYS):
             raise InvalidInput(f"the hotkey of {label!r} must be one character other than {sorted(RESERVED_HOTKEYS)}")
-        choices.append({"label": label, "description": str(extra.get("description", ""))[:300],
-                        "long_hint": str(extra.get("long_hint", extra.get("hint", ""))), "hotkey": hotkey and hotkey.lower(),
-                        "domain": domain})
+        description = extra.get("description", "")
+        long_hint = extra.get("long_hint", extra.get("hint", ""))
+        if not isinstance(description, str) or len(description) > 300:
+            raise InvalidInput(f"the description of {label!r} must be text of at most 300 characters")
+        if not isinstance(long_hint, str) or len(long_hint) > MAX_LONG_HINT:
+            raise InvalidInput(f"the long_hint of {label!r} must be text of at most {MAX_LONG_HINT:,} characters")
+        choices.append({"label": label, "description": description, "long_hint": long_hint,
+                        "hotkey": hotkey and hotkey.lower(), "domain": domain})
     labels = [c["label"] for c in choices]
     if len(set(labels)) != len(labels):
         raise InvalidInput("category labels must be unique")
@@ -368,6 +377,13 @@ def _assign_hotkeys(choices: list[dict[str, Any]], existing: dict[str, str]) -> 
     for choice in choices:
         choice["hotkey"] = choice["hotkey"] or next(free)
     return choices
+
+
+def check_instruction(instruction: Any) -> None:
+    if not isinstance(instruction, str):
+        raise InvalidInput("instruction must be text (markdown)")
+    if len(instruction) > MAX_INSTRUCTIONS:
+        raise InvalidInput(f"instruction is {len(instruction):,} characters, over the limit of {MAX_INSTRUCTIONS:,}")
 
 
 def _history_entry(params: dict[str, Any], version: int) -> dict[str, Any]:

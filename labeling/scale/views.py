@@ -12,12 +12,13 @@ from django.db import transaction
 from django.db.models.functions import Coalesce
 from django.http import Http404
 from rest_framework import exceptions as drf_exceptions
-from rest_framework.parsers import JSONParser
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from winnow.parsers import JSONParser
 
 from .. import ingest, projects, quality, webhooks
 from ..exceptions import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
@@ -55,6 +56,7 @@ from .shapes import (
     _review_filter,
     _token_for,
     batch_json,
+    check_instruction,
     current_params,
     parse_bool,
     parse_int,
@@ -135,13 +137,12 @@ class ProjectsView(ScaleView):
         if choices is None:
             raise InvalidInput("params must give the categories to choose from: {\"categories\": [\"photo\", \"anime\"]}")
         instruction = params.get("instruction", "")
-        if not isinstance(instruction, str):
-            raise InvalidInput("instruction must be text (markdown)")
+        check_instruction(instruction)
         if _visible_projects(request.user).filter(name=name).exists():
             raise Conflict(f"you already have a project named {name!r}", code="duplicate")
         fields: dict[str, Any] = {"name": name, "instructions": instruction}
         if question:
-            fields["question"] = question[:500]
+            fields["question"] = question
         fields["scale_params"] = {"type": TASK_TYPE, "taxonomy_key": key or DEFAULT_TAXONOMY_KEY,
                                   "param_history": [_history_entry(params, 0)]}
         project = projects.create_project(created_by=request.user, fields=fields, choices=_assign_hotkeys(choices, {}))
@@ -163,11 +164,10 @@ class ProjectParamsView(ScaleView):
         question, key, choices = parse_taxonomy(params)
         fields: dict[str, Any] = {}
         if "instruction" in params:
-            if not isinstance(params["instruction"], str):
-                raise InvalidInput("instruction must be text (markdown)")
+            check_instruction(params["instruction"])
             fields["instructions"] = params["instruction"]
         if question:
-            fields["question"] = question[:500]
+            fields["question"] = question
         if choices is not None:
             choices = _assign_hotkeys(choices, dict(project.choices.values_list("label", "hotkey")))
         scale = dict(project.scale_params or {})

@@ -76,11 +76,13 @@ def test_requeue_stale_puts_each_stale_job_back_once(project: Project, alice: An
 def test_run_claimed_beats_meanwhile_and_records_a_failure(project: Project, alice: Any) -> None:
     row = export(project, alice)
     Export.objects.claim(row.pk)
-    Export.objects.filter(pk=row.pk).update(heartbeat_at=timezone.now() - LONG_AGO)
+    # An old heartbeat, but not a stale one: a live worker's periodic sweep must not take this row over.
+    before = timezone.now() - timedelta(seconds=3)
+    Export.objects.filter(pk=row.pk).update(heartbeat_at=before)
     beat = jobs.JobBeat(Export, row.pk, interval=0.1)
 
     def work() -> None:
-        wait_for(lambda: Export.objects.get(pk=row.pk).heartbeat_at > timezone.now() - timedelta(seconds=5),
+        wait_for(lambda: Export.objects.get(pk=row.pk).heartbeat_at > before + timedelta(seconds=2),
                  timeout=10, what="a heartbeat")
         raise InvalidInput("the split of this export was deleted; export another split")
 
