@@ -205,7 +205,8 @@ def quality(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def exports(request: HttpRequest, pk: int) -> HttpResponse:
     """Owner page: start a background export in any format, follow its progress, download past ones."""
-    return _project_page(request, pk, "labeling/exports.html", owner_only=True)
+    return _project_page(request, pk, "labeling/exports.html", owner_only=True,
+                         extra={"retention_hours": settings.EXPORT_RETENTION_HOURS})
 
 
 @login_required
