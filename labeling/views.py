@@ -212,7 +212,10 @@ def exports(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def webhooks(request: HttpRequest, pk: int) -> HttpResponse:
     """Owner page: webhooks, the signing secret and the delivery log."""
-    return _project_page(request, pk, "labeling/webhooks.html", owner_only=True)
+    from .models import WebhookEvent
+
+    return _project_page(request, pk, "labeling/webhooks.html", owner_only=True,
+                         extra={"events": WebhookEvent.choices})
 
 
 @login_required
