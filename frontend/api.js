@@ -92,6 +92,7 @@ export function el(tag, attrs = {}, ...children) {
     if (value === false || value == null) continue;
     if (key === "class") node.className = value;
     else if (key === "text") node.textContent = value;
+    else if (key === "style") node.style.cssText = value; // CSSOM: a style attribute would break the CSP
     else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
     else node.setAttribute(key, value === true ? "" : value);
   }
