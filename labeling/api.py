@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -661,19 +660,15 @@ class ExportRequestSerializer(serializers.Serializer):
 class ExportSerializer(serializers.ModelSerializer):
     progress = serializers.FloatField(read_only=True)
     download_url = serializers.SerializerMethodField()
-    expires_at = serializers.SerializerMethodField(help_text="when the file is deleted (EXPORT_RETENTION_HOURS); "
-                                                             "null: not written yet, or kept")
+    expires_at = serializers.DateTimeField(read_only=True, allow_null=True,
+                                           help_text="when the file is deleted (EXPORT_RETENTION_HOURS); null: not "
+                                                     "written yet, or kept")
 
     class Meta:
         model = Export
         fields = ["id", "project", "batch", "split", "format", "status", "progress", "rows_done", "rows_total",
                   "byte_size", "error", "created_at", "started_at", "finished_at", "expires_at", "download_url"]
         read_only_fields = fields
-
-    def get_expires_at(self, export: Export) -> datetime | None:
-        if export.finished_at is None or export.status != ExportStatus.DONE or not settings.EXPORT_RETENTION_HOURS:
-            return None
-        return export.finished_at + timedelta(hours=settings.EXPORT_RETENTION_HOURS)
 
     def get_download_url(self, export: Export) -> str | None:
         if export.status != ExportStatus.DONE:

@@ -253,7 +253,19 @@ class MemberWriteSerializer(serializers.Serializer):
 # --- accounts and annotators (owner pages: members) ---------------------------------------------
 
 
-class AccountCreateSerializer(serializers.Serializer):
+class StrictSerializer(serializers.Serializer):
+    """A request body that refuses fields it does not know (400 naming them), so a typo is never ignored."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if hasattr(data, "keys"):
+            unknown = sorted(set(data.keys()) - set(self.fields))
+            if unknown:
+                known = ", ".join(self.fields)
+                raise serializers.ValidationError({key: [f"unknown field; known fields are {known}"] for key in unknown})
+        return super().to_internal_value(data)
+
+
+class AccountCreateSerializer(StrictSerializer):
     username = serializers.CharField(max_length=150, help_text="letters, digits and @.+-_ only")
     role = serializers.ChoiceField(choices=Role.choices, default=Role.ANNOTATOR)
     email = serializers.EmailField(required=False, allow_blank=True, default="")
@@ -268,7 +280,7 @@ class AccountSerializer(serializers.Serializer):
     login_url = serializers.CharField()
 
 
-class PauseSerializer(serializers.Serializer):
+class PauseSerializer(StrictSerializer):
     reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="",
                                    help_text="shown to the annotator; default: paused by the project's owner")
 
@@ -351,7 +363,7 @@ class TaskDetailSerializer(TaskSerializer):
         read_only_fields = fields
 
 
-class TaskBulkSerializer(serializers.Serializer):
+class TaskBulkSerializer(StrictSerializer):
     action = serializers.ChoiceField(
         choices=["cancel", "make_gold", "relabel"],
         help_text="cancel: take queued tasks out; make_gold: confirm calibration answers as gold; "
@@ -395,7 +407,7 @@ class GoldAccuracySerializer(serializers.Serializer):
     series = GoldSeriesSerializer(many=True)
 
 
-class GoldAccuracyQuerySerializer(serializers.Serializer):
+class GoldAccuracyQuerySerializer(StrictSerializer):
     bucket = serializers.ChoiceField(choices=["day", "week"], default="day")
 
 
