@@ -3,7 +3,7 @@
 
 import { api, el, messages } from "./api.js";
 import { addShortcuts } from "./help.js";
-import { auditSentence, percent } from "./stats.js";
+import { auditSentence, errorsAllowed, percent } from "./stats.js";
 import { taxonomyEditor } from "./taxonomy.js";
 
 const form = document.getElementById("new-project");
@@ -34,6 +34,7 @@ function explain() {
   const p = Number(form.elements.max_error_rate.value);
   const box = document.getElementById("audit-explanation");
   box.textContent = n >= 1 && p > 0 && p < 1 ? auditSentence(n, p) : "Give a sample size of at least 1 and an error rate between 0 and 1.";
+  box.classList.toggle("warn", !(n >= 1 && p > 0 && p < 1) || errorsAllowed(n, p) < 0);
   const g = Number(form.elements.gold_rate.value);
   document.getElementById("gold-example").textContent = g > 0
     ? `${percent(g)}: about ${Math.round(g * 1000)} gold copies in a batch of 1,000 images`

@@ -82,8 +82,8 @@ function cost(config) {
 }
 
 function duration(seconds) {
-  if (seconds < 90) return `${Math.round(seconds)} seconds`;
-  if (seconds < 5400) return `${Math.round(seconds / 60)} minutes`;
+  if (seconds < 60) return "under a minute";
+  if (seconds < 5400) return `${Math.max(1, Math.round(seconds / 60))} minute${Math.round(seconds / 60) > 1 ? "s" : ""}`;
   if (seconds < 172_800) return `${(seconds / 3600).toFixed(1)} hours`;
   return `${(seconds / 86_400).toFixed(1)} days`;
 }
@@ -138,6 +138,14 @@ async function load() {
     ]);
     $("splits").querySelector("tbody").replaceChildren(...[...splits.data].reverse().map(splitRow));
     $("runs").querySelector("tbody").replaceChildren(...runs.data.results.map(runRow));
+    if (!splits.data.length) {
+      $("splits").querySelector("tbody").append(el("tr", {}, el("td", { colspan: "7", class: "muted",
+        text: "No split yet. Once a production batch is accepted (Batches page), click Build split below." })));
+    }
+    if (!runs.data.results.length) {
+      $("runs").querySelector("tbody").append(el("tr", {}, el("td", { colspan: "5", class: "muted",
+        text: "No run yet. Approve a split, then start a run below." })));
+    }
     if (isOwner) {
       const approved = splits.data.filter((s) => s.status === "approved").reverse();
       approvedSplits = approved;

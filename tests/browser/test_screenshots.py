@@ -16,7 +16,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from labeling import exports, quality, services
+from labeling import exports, quality, services, splits
 from labeling.exceptions import NotAllowed
 from labeling.models import Annotation, Delivery, Export, Task, TaskStatus, Webhook
 from tests.conftest import png_bytes
@@ -50,7 +50,7 @@ def label(project, annotators, pattern, limit=None):
 
 
 def build(project, alice, bob, dave, carol):
-    project.overlap, project.max_error_rate, project.audit_sample_size, project.gold_rate = 2, 0.25, 8, 0.2
+    project.overlap, project.max_error_rate, project.audit_sample_size, project.gold_rate = 2, 0.4, 8, 0.2
     project.min_gold_answers, project.min_gold_accuracy = 3, 0.5
     project.save()
     cal = batch_of(project, alice, "calibration-1", "calibration", range(1, 11))
@@ -93,6 +93,8 @@ def build(project, alice, bob, dave, carol):
     Delivery.objects.create(project=project, webhook=hook, event="batch.audited", url=hook.url, payload={"batch": bad.pk},
                             status="failed", attempts=9, response_code=502, last_error="the receiver answered 502 Bad Gateway",
                             last_attempt_at=now)
+    split = splits.build_split(project=project, created_by=alice, test_fraction=0.25)
+    splits.approve_split(split=split, approved_by=alice)
     services.add_member(project=project, username="mallory", role="annotator")
     quality.pause_annotator(project=project, username="mallory", reason="paused by the project's owner: spam answers")
 
@@ -134,11 +136,18 @@ def test_screenshots_of_every_page(open_page, live_server, login, project, alice
     shot(page, "quality", full=True)
     page.goto(f"{url}/exports/")
     expect(page.locator("#exports-app")).to_have_attribute("data-state", "ready")
-    shot(page, "exports")
+    shot(page, "exports", full=True)
     page.goto(f"{url}/webhooks/")
     expect(page.locator("#webhooks-app")).to_have_attribute("data-state", "ready")
     shot(page, "webhooks", full=True)
+    page.goto(f"{url}/training/")
+    page.get_by_role("button", name="CPU preset").click()
+    shot(page, "training", full=True)
     page.goto(f"{url}/annotate/")
+    expect(page.locator("#annotate")).to_have_attribute("data-state", "ready")
+    page.get_by_role("button", name="Anime").hover()
+    shot(page, "annotate-hint")
+    page.mouse.move(5, 300)
     page.keyboard.press("?")
     shot(page, "keyboard-help")
     page.goto(f"{live_server.url}/projects/99999/tasks/")
