@@ -296,13 +296,14 @@ const HINT_WIDTH = 300;
 function place(tip, button) {
   if (state.showAllHints) return;
   const r = button.getBoundingClientRect();
+  const group = choicesBox.getBoundingClientRect();
   tip.classList.add("floating");
-  if (r.left - HINT_WIDTH - 12 >= 8) {
-    tip.style.left = `${r.left - HINT_WIDTH - 12}px`;
+  // Left of the whole group (not just this button: at tablet width choices sit side by side).
+  if (group.left - HINT_WIDTH - 12 >= 8) {
+    tip.style.left = `${group.left - HINT_WIDTH - 12}px`;
     tip.style.top = `${r.top}px`;
     tip.style.width = `${HINT_WIDTH}px`;
   } else {
-    const group = choicesBox.getBoundingClientRect();
     tip.style.left = `${group.left}px`;
     tip.style.top = `${group.bottom + 6}px`;
     tip.style.width = `${group.width}px`;
