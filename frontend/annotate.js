@@ -5,6 +5,7 @@
 // back the last answer while the server still allows it; `s` gives the task back unanswered.
 
 import { api, el, isShortcut, preload } from "./api.js";
+import { addShortcuts } from "./help.js";
 
 const root = document.getElementById("annotate");
 const projectId = root.dataset.project;
@@ -85,7 +86,10 @@ function answer(choice) {
   const entry = { task, choice };
   entry.saved = track(api("POST", `/api/v1/tasks/${task.id}/annotations/`, { choice: choice.id, duration_ms }))
     .then(({ status }) => {
-      if (status === 201) countMine(1);
+      if (status === 201) {
+        countMine(1);
+        countBatch(task.batch, 1);
+      }
       return true;
     })
     .catch((err) => {
@@ -132,6 +136,7 @@ async function undo() {
     show(entry.task);
     say(`Undone "${entry.choice.label}": answer this image again.`);
     countMine(-1);
+    countBatch(entry.task.batch, -1);
   } catch (err) {
     say(`Could not undo: ${err.message}`, true);
   } finally {
@@ -148,6 +153,21 @@ function countMine(step) {
   if (!state.progress) return;
   state.progress.mine += step;
   renderProgress();
+}
+
+// With one annotator per task an answer completes its task: the batch's counts move at once. With more,
+// only the server knows, so the page asks again shortly after the last answer (past its 5 s cache).
+function countBatch(batchId, step) {
+  const batch = state.progress?.batches.find((b) => b.id === batchId);
+  if (batch && state.overlap === 1) {
+    batch.done = Math.max(0, batch.done + step);
+    batch.remaining = Math.max(0, batch.remaining - step);
+    state.progress.done = Math.max(0, state.progress.done + step);
+    state.progress.remaining = Math.max(0, state.progress.remaining - step);
+    renderProgress();
+  }
+  clearTimeout(state.progressSoon);
+  state.progressSoon = setTimeout(loadProgress, 6000);
 }
 
 async function loadProgress() {
@@ -259,7 +279,7 @@ function renderChoices(choices) {
     );
     const wrap = el("div", { class: "choice-wrap" }, button, tip);
     if (tip) {
-      const open = () => { tip.hidden = false; };
+      const open = () => { place(tip, button); tip.hidden = false; };
       const close = () => { tip.hidden = !state.showAllHints; };
       button.addEventListener("mouseenter", open);
       button.addEventListener("mouseleave", () => { if (document.activeElement !== button) close(); });
@@ -270,8 +290,32 @@ function renderChoices(choices) {
   }
 }
 
+// A hovered or focused choice's hint floats beside the panel, over the image's edge, so it never
+// covers the next choice; where there is no room (tablet width) it goes under the whole group.
+const HINT_WIDTH = 300;
+function place(tip, button) {
+  if (state.showAllHints) return;
+  const r = button.getBoundingClientRect();
+  const group = choicesBox.getBoundingClientRect();
+  tip.classList.add("floating");
+  // Left of the whole group (not just this button: at tablet width choices sit side by side).
+  if (group.left - HINT_WIDTH - 12 >= 8) {
+    tip.style.left = `${group.left - HINT_WIDTH - 12}px`;
+    tip.style.top = `${r.top}px`;
+    tip.style.width = `${HINT_WIDTH}px`;
+  } else {
+    tip.style.left = `${group.left}px`;
+    tip.style.top = `${group.bottom + 6}px`;
+    tip.style.width = `${group.width}px`;
+  }
+}
+
 function setAllHints(on) {
   state.showAllHints = on;
+  for (const tip of choicesBox.querySelectorAll("[role=tooltip]")) {
+    tip.classList.remove("floating");
+    tip.style.left = tip.style.top = tip.style.width = "";
+  }
   root.classList.toggle("show-hints", on);
   hintsButton.setAttribute("aria-pressed", String(on));
   for (const tip of choicesBox.querySelectorAll("[role=tooltip]")) tip.hidden = !on;
@@ -298,7 +342,12 @@ async function start() {
   try {
     const { data: project } = await api("GET", `/api/v1/projects/${projectId}/`);
     document.getElementById("question").textContent = project.question;
+    state.overlap = project.overlap;
     renderChoices(project.choices);
+    addShortcuts("Annotate", [
+      ...project.choices.map((c) => [c.hotkey.toUpperCase(), `answer ${c.label}`]),
+      ["S", "skip this image"], ["U", "undo your last answer"], ["?", "also shows every choice's hint"],
+    ]);
   } catch (err) {
     say(`Could not load the project: ${err.message}`, true);
     return;

@@ -63,9 +63,11 @@ async function loadComparison() {
     const h = r.metrics;
     const current = String(r.run) === String(runId);
     const baselines = h.psnr_AB == null ? "" : ` (${num(h.psnr_AB_identity, 4)}, ${num(h.psnr_AB_colour_transfer, 4)})`;
+    // This run's own status is the one the page keeps current (run.js), not the one read when the table loaded.
+    const status = current ? ($("status").dataset.status || r.status) : r.status;
     return el("tr", { class: current ? "current" : null, "aria-current": current ? "true" : null },
       el("th", { scope: "row" }, el("a", { href: `/runs/${r.run}/`, text: `Run ${r.run}` })),
-      el("td", { text: r.status }),
+      el("td", {}, el("span", { class: "badge", "data-status": status, text: status })),
       el("td", { text: r.image_size ? `${r.image_size}²` : "—" }),
       el("td", { text: r.step == null ? "not evaluated" : String(r.step) }),
       el("td", { text: pair(h, "fid", 4) }),
@@ -101,4 +103,6 @@ async function evaluate(event) {
 }
 
 $("evaluate")?.addEventListener("submit", evaluate);
+// When this run finishes (or is cancelled) the comparison is read again, so it never says "running" for a run that is done.
+new MutationObserver(() => loadComparison().catch(() => {})).observe($("status"), { attributes: true, attributeFilter: ["data-status"] });
 loadEvaluations();

@@ -4,6 +4,7 @@
 // the time spent since the page was last answered, so overlap, gold and audits work as usual.
 
 import { api, el, isShortcut } from "./api.js";
+import { addShortcuts } from "./help.js";
 
 const root = document.getElementById("grid-app");
 const projectId = root.dataset.project;
@@ -214,6 +215,12 @@ async function start() {
         ),
       );
     }
+    addShortcuts("Grid", [
+      ["Click", "select or unselect an image"], ["Shift+click", "select the range from the last click"],
+      ["← → ↑ ↓", "move between images"], ["Shift+arrow", "extend the selection"], ["Space / Enter", "select or unselect"],
+      ["Ctrl+A", "select every image"], ["Esc", "clear the selection"],
+      ...project.choices.map((c) => [c.hotkey.toUpperCase(), `answer every selected image ${c.label}`]),
+    ]);
   } catch (err) {
     say(`Could not load the project: ${err.message}`, true);
     return;

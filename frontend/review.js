@@ -1,6 +1,7 @@
 // Review page: reviewers audit sampled answers; owners also confirm or correct calibration answers.
 // Keyboard first: Enter says the answer is right, a choice's hotkey gives the right answer.
-import { api, preload } from "./api.js";
+import { api, forPage, preload } from "./api.js";
+import { addShortcuts } from "./help.js";
 
 const root = document.getElementById("review");
 const projectId = root.dataset.project;
@@ -15,10 +16,11 @@ const reviewedCount = document.getElementById("reviewed-count");
 const queueSize = document.getElementById("queue-size");
 const calibrationBatches = JSON.parse(document.getElementById("calibration-batches").textContent);
 
-const state = { mode: "audit", queue: [], current: null, choices: [], busy: false, reviewed: 0 };
+const state = { mode: "audit", queue: [], current: null, choices: [], busy: false, reviewed: 0, more: false };
+const AUDIT_PAGE = 20; // quality.pending_audits' default limit
 
 function say(text, error = false) {
-  statusLine.textContent = text;
+  statusLine.textContent = forPage(text);
   statusLine.classList.toggle("error", error);
 }
 
@@ -45,6 +47,8 @@ async function loadQueue() {
   let queue;
   if (mode === "audit") {
     const { data } = await api("GET", `/api/v1/projects/${projectId}/audits/`);
+    // The server hands out the oldest open audits a page at a time; a full page means there may be more.
+    state.more = data.length >= AUDIT_PAGE;
     queue = data.map((row) => ({ task: row.task, image: row.image_url, answer: row.answer, label: row.answer_label }));
   } else {
     const rows = [];
@@ -66,7 +70,14 @@ async function loadQueue() {
 
 function show() {
   state.current = state.queue.shift() ?? null;
-  queueSize.textContent = `${state.queue.length} waiting`;
+  if (!state.current && state.mode === "audit" && state.more) {
+    state.more = false;
+    loadQueue().catch((err) => say(err.message, true));
+    return;
+  }
+  // The image on screen counts: "8 left" while the 8th-last is shown.
+  const left = state.queue.length + (state.current ? 1 : 0);
+  queueSize.textContent = left ? `${left}${state.more ? "+" : ""} left to review` : "";
   if (!state.current) {
     image.hidden = true;
     empty.hidden = false;
@@ -131,6 +142,8 @@ async function refreshReport() {
 async function start() {
   const { data: project } = await api("GET", `/api/v1/projects/${projectId}/`);
   state.choices = project.choices;
+  addShortcuts("Review", [["Enter / C", "the answer is right"],
+    ...project.choices.map((c) => [c.hotkey.toUpperCase(), `wrong: the right answer is ${c.label}`])]);
   renderChoices();
   await loadQueue();
   refreshReport();

@@ -110,7 +110,12 @@ function chart(container, names) {
     root.append(svg("polyline", { points: coords.join(" "), stroke: COLOURS[name], class: "series" }));
   }
   container.append(root, el("ul", { class: "legend" },
-    ...series.map((name) => el("li", {}, el("span", { class: "swatch", style: `background:${COLOURS[name]}` }), name))));
+    ...series.map((name) => {
+      // Set through the style object: a style attribute would break the page's Content-Security-Policy.
+      const swatch = el("span", { class: "swatch" });
+      swatch.style.background = COLOURS[name];
+      return el("li", {}, swatch, name);
+    })));
 }
 
 function renderCurves() {

@@ -7,9 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -22,10 +23,11 @@ from rest_framework.response import Response
 from winnow import serializers as strict
 from winnow.parsers import UrlListJSONParser
 
-from . import answers, exports, ingest, leasing, projects, reports, splits, webhooks
+from . import accounts, answers, curation, exports, ingest, leasing, projects, reports, splits, webhooks
 from .exceptions import Conflict
 from .models import (
     Annotation,
+    Audit,
     Batch,
     Delivery,
     DeliveryStatus,
@@ -40,6 +42,8 @@ from .models import (
 )
 from .permissions import IsProjectMember, IsProjectOwner, IsProjectOwnerOrReadOnly, ProjectPermission, role_in
 from .serializers import (
+    AccountCreateSerializer,
+    AccountSerializer,
     AnswerSerializer,
     AssetSerializer,
     BatchSerializer,
@@ -47,6 +51,10 @@ from .serializers import (
     MemberSerializer,
     MemberWriteSerializer,
     ProjectSerializer,
+    TaskBulkResultSerializer,
+    TaskBulkSerializer,
+    TaskDetailSerializer,
+    TaskFilterSerializer,
     TaskSerializer,
     UploadSerializer,
     media_url,
@@ -129,12 +137,29 @@ class SplitCreateSerializer(strict.Serializer):
 class SplitSerializer(strict.ModelSerializer):
     approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
     created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    warnings = serializers.SerializerMethodField(help_text="what the counts make doubtful, e.g. no test images")
 
     class Meta:
         model = Split
         fields = ["id", "project", "version", "status", "options", "counts", "manifest_sha256", "created_by",
-                  "created_at", "approved_by", "approved_at"]
+                  "created_at", "approved_by", "approved_at", "warnings"]
         read_only_fields = fields
+
+    def get_warnings(self, split: Split) -> list[str]:
+        """A split is built whatever its counts; these say which of them would weaken training or evaluation."""
+        notes = []
+        for domain in ("A", "B"):
+            counts = split.counts.get(domain, {})
+            if not counts.get("total"):
+                notes.append(f"no images of domain {domain}: a translator needs both domains")
+                continue
+            if counts.get("test", 0) == 0:
+                notes.append(f"no test images of domain {domain}: FID and KID cannot be measured; "
+                             "raise the test share or label more images")
+            if counts.get("train", 0) < settings.WINNOW_MIN_DOMAIN_IMAGES:
+                notes.append(f"{counts.get('train', 0)} training images of domain {domain}, fewer than the "
+                             f"{settings.WINNOW_MIN_DOMAIN_IMAGES} a run needs")
+        return notes
 
 
 def _pk(pk: str | None) -> int:
@@ -142,6 +167,18 @@ def _pk(pk: str | None) -> int:
     if not (pk or "").isascii() or not (pk or "").isdigit():
         raise Http404
     return int(pk)  # type: ignore[arg-type]
+
+
+def owner_only(request: Request, pk: str | int | None, what: str) -> Project:
+    """The project behind an owner-only route: 404 for a non-member (nothing tells them it exists), 403 for a
+    member who is not an owner."""
+    project = get_object_or_404(Project.objects.alive(), pk=_pk(str(pk)))
+    role = role_in(request.user, project)
+    if role is None:
+        raise Http404("no such project")
+    if role != Role.OWNER:
+        raise PermissionDenied(f"only the project's owners may {what}")
+    return project
 
 
 class ProjectViewSet(viewsets.ModelViewSet):
@@ -183,6 +220,31 @@ class ProjectViewSet(viewsets.ModelViewSet):
             return Response(MemberSerializer(membership).data, status=status.HTTP_201_CREATED)
         memberships = project.memberships.select_related("user")
         return Response(MemberSerializer(memberships, many=True).data)
+
+    @extend_schema(request=AccountCreateSerializer, responses={201: AccountSerializer})
+    @action(detail=True, methods=["post"], permission_classes=[ProjectPermission])
+    def accounts(self, request: Request, pk: str | None = None) -> Response:
+        """Create an account with a generated password and add it to the project (owners). The password is in
+        this response only; an existing username is refused (409): add that account as a member instead."""
+        project = owner_only(request, pk, "create accounts")
+        body = AccountCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        membership, password = accounts.create_account(project=project, **body.validated_data)
+        data = {"username": membership.user.username, "role": membership.role, "password": password,
+                "login_url": request.build_absolute_uri(reverse("login"))}
+        return Response(AccountSerializer(data).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=TaskBulkSerializer, responses=TaskBulkResultSerializer)
+    @action(detail=True, methods=["post"], url_path="tasks/bulk", permission_classes=[ProjectPermission])
+    def tasks_bulk(self, request: Request, pk: str | None = None) -> Response:
+        """Cancel, make gold or send back many tasks at once (owners); each task is done or refused on its own."""
+        project = owner_only(request, pk, "change tasks")
+        body = TaskBulkSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        results = curation.apply_to_tasks(project=project, task_ids=body.validated_data["tasks"],
+                                          action=body.validated_data["action"], choice_id=body.validated_data["choice"])
+        summary = {s: sum(1 for r in results if r["status"] == s) for s in ("done", "refused")}
+        return Response(TaskBulkResultSerializer({"summary": summary, "results": results}).data)
 
     @extend_schema(request=None, responses={204: None})
     @action(detail=True, methods=["delete"], url_path=r"members/(?P<username>[^/]+)", permission_classes=[IsProjectOwner])
@@ -316,6 +378,39 @@ class TaskCursorPagination(CursorPagination):
     max_page_size = 1000
 
 
+def filter_tasks(queryset: QuerySet[Task], params: dict[str, str]) -> QuerySet[Task]:
+    """Apply the data manager's filters (TaskFilterSerializer); a bad value is a 400 naming the parameter.
+
+    Listings walk a project's tasks in id order (task_project_id_idx) and keep the rows that pass; the
+    answer, annotator, audit and duplicate tests are index lookups per row (the annotations' task FK,
+    audit_unique_task_round, task_asset_idx), so a page costs about its size in lookups.
+    """
+    body = TaskFilterSerializer(data={k: v for k, v in params.items() if k in TaskFilterSerializer._declared_fields})
+    body.is_valid(raise_exception=True)
+    f = body.validated_data
+    for name, lookup in (("batch", "batch_id"), ("project", "project_id"), ("status", "status"),
+                         ("unique_id", "unique_id"), ("answer", "final_choice_id"), ("agreement_min", "agreement__gte"),
+                         ("agreement_max", "agreement__lte"), ("gold", "is_gold")):
+        if f.get(name) is not None:
+            queryset = queryset.filter(**{lookup: f[name]})
+    if f.get("annotator"):
+        queryset = queryset.filter(Exists(Annotation.objects.live().filter(
+            task=OuterRef("pk"), annotator__username=f["annotator"])))
+    audited = f.get("audited")
+    if audited:
+        audits = Audit.objects.filter(task=OuterRef("pk"))
+        if audited in ("pending", "correct", "incorrect"):
+            audits = audits.filter(verdict=audited)
+        queryset = queryset.exclude(Exists(audits)) if audited == "no" else queryset.filter(Exists(audits))
+    if f.get("duplicate") is not None:
+        twins = Exists(Task.objects.alive().filter(project_id=OuterRef("project_id"), asset_id=OuterRef("asset_id"))
+                       .exclude(pk=OuterRef("pk")))
+        queryset = queryset.filter(twins) if f["duplicate"] else queryset.filter(Q(asset__isnull=True) | ~twins)
+    if f.get("error"):
+        queryset = queryset.filter(status=TaskStatus.FAILED, error__icontains=f["error"])
+    return queryset
+
+
 class TaskViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = TaskSerializer
     permission_classes = [IsProjectMember]
@@ -335,35 +430,21 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gen
             project__memberships__user=self.request.user, project__memberships__role__in=[Role.OWNER, Role.REVIEWER],
             project__deleted_at__isnull=True,
         )
-        params = self.request.query_params
-        if "batch" in params:
-            if not params["batch"].isdigit():
-                raise ValidationError({"batch": ["batch must be a batch id"]})
-            queryset = queryset.filter(batch_id=int(params["batch"]))
-        if "project" in params:
-            if not params["project"].isdigit():
-                raise ValidationError({"project": ["project must be a project id"]})
-            queryset = queryset.filter(project_id=int(params["project"]))
-        if "status" in params:
-            if params["status"] not in TaskStatus.values:
-                raise ValidationError({"status": [f"status must be one of {TaskStatus.values}"]})
-            queryset = queryset.filter(status=params["status"])
-        if "unique_id" in params:
-            queryset = queryset.filter(unique_id=params["unique_id"])
-        return queryset
+        return filter_tasks(queryset, self.request.query_params.dict())
 
+    @extend_schema(responses=TaskDetailSerializer)
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        """One task with its answers (who and when), consensus, gold and every audit of it."""
         task = self.get_object()
         if role_in(request.user, task.project) == Role.ANNOTATOR:
             raise PermissionDenied("annotators see tasks through next-tasks/; a task's details show gold and others' answers")
-        return Response(self.get_serializer(task).data)
+        task = (Task.objects.select_related("asset", "final_choice", "gold_choice", "batch")
+                .prefetch_related(Prefetch("annotations", queryset=Annotation.objects.select_related("annotator", "choice")),
+                                  Prefetch("audits", queryset=Audit.objects.select_related("reviewer", "answer", "corrected_choice")))
+                .get(pk=task.pk))
+        return Response(TaskDetailSerializer(task, context={"request": request}).data)
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("batch", int), OpenApiParameter("project", int),
-            OpenApiParameter("status", str, enum=TaskStatus.values), OpenApiParameter("unique_id", str),
-        ]
-    )
+    @extend_schema(parameters=[TaskFilterSerializer])
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
@@ -608,11 +689,14 @@ class ExportRequestSerializer(strict.Serializer):
 class ExportSerializer(strict.ModelSerializer):
     progress = serializers.FloatField(read_only=True)
     download_url = serializers.SerializerMethodField()
+    expires_at = serializers.DateTimeField(read_only=True, allow_null=True,
+                                           help_text="when the file is deleted (EXPORT_RETENTION_HOURS); null: not "
+                                                     "written yet, or kept")
 
     class Meta:
         model = Export
         fields = ["id", "project", "batch", "split", "format", "status", "progress", "rows_done", "rows_total",
-                  "byte_size", "error", "created_at", "started_at", "finished_at", "download_url"]
+                  "byte_size", "error", "created_at", "started_at", "finished_at", "expires_at", "download_url"]
         read_only_fields = fields
 
     def get_download_url(self, export: Export) -> str | None:

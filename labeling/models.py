@@ -7,7 +7,7 @@ Status fields are TextChoices; transitions are claimed in services with conditio
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -601,6 +601,13 @@ class Export(BackgroundJob):
     @classmethod
     def stale_seconds(cls) -> float:
         return float(settings.EXPORT_STALE_SECONDS)
+
+    @property
+    def expires_at(self) -> datetime | None:
+        """When the export job's pruning deletes the file (EXPORT_RETENTION_HOURS after it was written)."""
+        if self.finished_at is None or self.status != ExportStatus.DONE or not settings.EXPORT_RETENTION_HOURS:
+            return None
+        return self.finished_at + timedelta(hours=settings.EXPORT_RETENTION_HOURS)
 
     @property
     def progress(self) -> float:

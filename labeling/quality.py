@@ -31,6 +31,7 @@ from .models import (
     Lease,
     Membership,
     Project,
+    Role,
     Task,
     TaskStatus,
 )
@@ -163,6 +164,23 @@ def reinstate(*, project: Project, username: str) -> Membership:
     return membership
 
 
+def pause_annotator(*, project: Project, username: str, reason: str = "") -> Membership:
+    """The owner pauses a member by hand: they get no tasks and their leases are released until an
+    owner reinstates them. Owners are not paused (409): change their role first."""
+    membership = Membership.objects.filter(project=project, user__username=username).first()
+    if membership is None:
+        raise NotFound(f"{username!r} is not a member of this project")
+    if membership.role == Role.OWNER:
+        raise Conflict("owners are not paused; make them an annotator or reviewer first", code="owner_not_paused")
+    with transaction.atomic():
+        Membership.objects.filter(pk=membership.pk, paused_at__isnull=True).update(
+            paused_at=timezone.now(), paused_reason=reason or "paused by the project's owner"
+        )
+        Lease.objects.filter(task__project=project, annotator_id=membership.user_id).delete()
+    membership.refresh_from_db()
+    return membership
+
+
 def relabel_annotator(*, project: Project, username: str) -> int:
     """Send an annotator's answers back: discard them (kept for the record) on tasks of batches not
     yet accepted, put those tasks back in the queue and recompute their answers. Returns the count."""
@@ -178,6 +196,22 @@ def relabel_annotator(*, project: Project, username: str) -> int:
         )
         _discard_and_requeue(task_ids, annotator_id=membership.user_id)
     return len(task_ids)
+
+
+def relabel_task(*, task: Task) -> Task:
+    """Send one task back for relabeling: discard its live answers (kept for the record), queue it again
+    and recompute. Refused (409) for gold tasks, tasks without answers and tasks of accepted batches."""
+    with transaction.atomic():
+        task = Task.objects.select_for_update().select_related("batch").get(pk=task.pk)
+        if task.is_gold:
+            raise Conflict("a gold task's answer is the owner's; it is not sent back", code="gold_task")
+        if task.batch.status == BatchStatus.ACCEPTED:
+            raise Conflict("its batch is accepted; its answers are final", code="batch_accepted")
+        if task.annotation_count == 0:
+            raise Conflict(f"the task is {task.status} with no answers; nothing to send back", code="no_answers")
+        _discard_and_requeue([task.pk])
+    task.refresh_from_db()
+    return task
 
 
 def _discard_and_requeue(task_ids: list[int], *, annotator_id: int | None = None) -> None:

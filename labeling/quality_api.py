@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -22,7 +23,15 @@ from winnow import serializers as strict
 from . import quality, reports
 from .models import Batch, Membership, Project, Role, Task
 from .permissions import role_in
-from .serializers import media_url
+from .serializers import (
+    AnnotatorRowSerializer,
+    AnnotatorStateSerializer,
+    BatchAuditSerializer,
+    GoldAccuracyQuerySerializer,
+    GoldAccuracySerializer,
+    PauseSerializer,
+    media_url,
+)
 
 OWNER = {Role.OWNER}
 REVIEWERS = {Role.OWNER, Role.REVIEWER}
@@ -34,6 +43,17 @@ def _require(request: Request, project: Project, roles: set[str], what: str) -> 
         raise PermissionDenied("you are not a member of this project")
     if role not in roles:
         raise PermissionDenied(f"only the project's {' and '.join(sorted(r + 's' for r in roles))} may {what}")
+
+
+def _owned(request: Request, pk: int, what: str) -> Project:
+    """For the owner-only routes added with the owner pages: a non-member gets 404, another member 403."""
+    project = _project(pk)
+    role = role_in(request.user, project)
+    if role is None:
+        raise Http404("no such project")
+    if role != Role.OWNER:
+        raise PermissionDenied(f"only the project's owners may {what}")
+    return project
 
 
 def _project(pk: int) -> Project:
@@ -110,7 +130,7 @@ def calibration_report(request: Request, pk: int) -> Response:
     return Response(reports.calibration_report(project=project))
 
 
-@extend_schema(responses=dict)
+@extend_schema(responses=AnnotatorRowSerializer(many=True))
 @api_view(["GET"])
 def annotators(request: Request, pk: int) -> Response:
     """Members with answer counts, gold accuracy (overall and recent), median time and paused flag."""
@@ -141,6 +161,36 @@ def annotator_reinstate(request: Request, pk: int, username: str) -> Response:
     _require(request, project, OWNER, "reinstate annotators")
     membership = quality.reinstate(project=project, username=username)
     return Response({"username": username, "paused": membership.paused_at is not None})
+
+
+@extend_schema(request=PauseSerializer, responses=AnnotatorStateSerializer)
+@api_view(["POST"])
+def annotator_pause(request: Request, pk: int, username: str) -> Response:
+    """Pause a member by hand (owners): no more tasks for them, their leases released, until reinstated."""
+    project = _owned(request, pk, "pause annotators")
+    body = PauseSerializer(data=request.data)
+    body.is_valid(raise_exception=True)
+    membership = quality.pause_annotator(project=project, username=username, reason=body.validated_data["reason"])
+    return Response(AnnotatorStateSerializer({"username": username, "paused": membership.paused_at is not None,
+                                              "paused_reason": membership.paused_reason}).data)
+
+
+@extend_schema(parameters=[GoldAccuracyQuerySerializer], responses=GoldAccuracySerializer)
+@api_view(["GET"])
+def gold_accuracy(request: Request, pk: int) -> Response:
+    """Each annotator's gold accuracy per day (or week) of answering, for the Quality page's chart."""
+    project = _owned(request, pk, "read annotators' gold accuracy")
+    query = GoldAccuracyQuerySerializer(data=request.query_params.dict())
+    query.is_valid(raise_exception=True)
+    return Response(GoldAccuracySerializer(reports.gold_accuracy_series(project=project, **query.validated_data)).data)
+
+
+@extend_schema(responses=BatchAuditSerializer(many=True))
+@api_view(["GET"])
+def project_batch_audits(request: Request, pk: int) -> Response:
+    """Every audited production batch's figures (current round): errors, intervals, decision."""
+    project = _owned(request, pk, "read audit figures")
+    return Response(BatchAuditSerializer(reports.audit_overview(project=project), many=True).data)
 
 
 @extend_schema(request=None, responses=dict)
@@ -231,6 +281,9 @@ urlpatterns = [
     path("projects/<int:pk>/annotators/", annotators, name="project-annotators"),
     path("projects/<int:pk>/annotators/<str:username>/reinstate/", annotator_reinstate, name="annotator-reinstate"),
     path("projects/<int:pk>/annotators/<str:username>/relabel/", annotator_relabel, name="annotator-relabel"),
+    path("projects/<int:pk>/annotators/<str:username>/pause/", annotator_pause, name="annotator-pause"),
+    path("projects/<int:pk>/gold-accuracy/", gold_accuracy, name="project-gold-accuracy"),
+    path("projects/<int:pk>/batch-audits/", project_batch_audits, name="project-batch-audits"),
     path("projects/<int:pk>/audits/", pending_audits, name="project-audits"),
     path("batches/<int:pk>/audit/", batch_audit, name="batch-audit"),
     path("batches/<int:pk>/quality/", batch_quality, name="batch-quality"),

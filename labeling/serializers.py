@@ -9,7 +9,20 @@ from rest_framework import serializers
 
 from winnow import serializers as strict
 
-from .models import Annotation, Asset, Batch, BatchKind, Choice, Domain, Membership, Project, Role, Task
+from .models import (
+    Annotation,
+    Asset,
+    Audit,
+    Batch,
+    BatchKind,
+    Choice,
+    Domain,
+    Membership,
+    Project,
+    Role,
+    Task,
+    TaskStatus,
+)
 
 # Keys the annotator page keeps for itself: skip, undo, show hints.
 RESERVED_HOTKEYS = {"s", "u", "?", " "}
@@ -144,20 +157,25 @@ class BatchSerializer(strict.ModelSerializer):
     kind = serializers.ChoiceField(choices=BatchKind.choices, default=BatchKind.PRODUCTION)
     counts = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
+    gold_copies = serializers.SerializerMethodField(help_text="hidden gold copies mixed into this batch")
 
     class Meta:
         model = Batch
         fields = [
             "id", "project", "name", "kind", "status", "callback_url", "created_at", "finalized_at",
-            "labeled_at", "decided_at", "counts", "progress",
+            "labeled_at", "decided_at", "counts", "progress", "gold_copies", "audit_round",
         ]
-        read_only_fields = ["project", "status", "created_at", "finalized_at", "labeled_at", "decided_at"]
+        read_only_fields = ["project", "status", "created_at", "finalized_at", "labeled_at", "decided_at", "audit_round"]
 
     def get_counts(self, batch: Batch) -> dict[str, int]:
         return batch.counts()
 
     def get_progress(self, batch: Batch) -> float:
         return round(batch.progress(), 4)
+
+    def get_gold_copies(self, batch: Batch) -> int:
+        # task_gold_source_idx holds only gold copies, so this counts a few rows, not the batch.
+        return batch.tasks.alive().filter(gold_source__isnull=False).count()
 
 
 class AssetSerializer(strict.ModelSerializer):
@@ -232,3 +250,171 @@ class AnswerSerializer(strict.Serializer):
 class MemberWriteSerializer(strict.Serializer):
     username = serializers.CharField(max_length=150)
     role = serializers.ChoiceField(choices=Role.choices)
+
+
+# --- accounts and annotators (owner pages: members) ---------------------------------------------
+
+
+class AccountCreateSerializer(strict.Serializer):
+    username = serializers.CharField(max_length=150, help_text="letters, digits and @.+-_ only")
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.ANNOTATOR)
+    email = serializers.EmailField(required=False, allow_blank=True, default="")
+
+
+class AccountSerializer(strict.Serializer):
+    """A new account and its membership; `password` is shown in this response only and never again."""
+
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices)
+    password = serializers.CharField(help_text="generated; give it to the new member, it is not stored in clear")
+    login_url = serializers.CharField()
+
+
+class PauseSerializer(strict.Serializer):
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="",
+                                   help_text="shown to the annotator; default: paused by the project's owner")
+
+
+class AnnotatorStateSerializer(strict.Serializer):
+    username = serializers.CharField()
+    paused = serializers.BooleanField()
+    paused_reason = serializers.CharField(allow_blank=True)
+
+
+class AnnotatorRowSerializer(strict.Serializer):
+    """One member's figures in a project (GET …/annotators/)."""
+
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices)
+    answers = serializers.IntegerField()
+    gold_answers = serializers.IntegerField()
+    gold_correct = serializers.IntegerField()
+    gold_accuracy = serializers.FloatField(allow_null=True)
+    recent_gold_accuracy = serializers.FloatField(allow_null=True)
+    median_duration_ms = serializers.FloatField(allow_null=True)
+    paused = serializers.BooleanField()
+    paused_reason = serializers.CharField(allow_blank=True)
+    gold_scored_since = serializers.DateTimeField(allow_null=True)
+    flagged = serializers.BooleanField()
+
+
+# --- the data manager: task filters, details and bulk actions ------------------------------------
+
+
+class TaskFilterSerializer(strict.Serializer):
+    """Query parameters of GET /tasks/. Every filter uses an index or the project's id-ordered scan."""
+
+    project = serializers.IntegerField(required=False, min_value=1)
+    batch = serializers.IntegerField(required=False, min_value=1)
+    status = serializers.ChoiceField(choices=TaskStatus.choices, required=False)
+    unique_id = serializers.CharField(required=False)
+    answer = serializers.IntegerField(required=False, min_value=1, help_text="the final choice's id")
+    annotator = serializers.CharField(required=False, help_text="tasks this username answered (live answers)")
+    agreement_min = serializers.FloatField(required=False, min_value=0, max_value=1)
+    agreement_max = serializers.FloatField(required=False, min_value=0, max_value=1)
+    gold = serializers.BooleanField(required=False, allow_null=True, default=None)
+    audited = serializers.ChoiceField(
+        choices=["yes", "no", "pending", "correct", "incorrect"], required=False,
+        help_text="yes: sampled in any audit; pending/correct/incorrect: by the verdict",
+    )
+    duplicate = serializers.BooleanField(required=False, allow_null=True, default=None,
+                                         help_text="the image is also another task of the project (e.g. a gold copy)")
+    error = serializers.CharField(required=False, help_text="failed tasks whose reason contains this text")
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        low, high = attrs.get("agreement_min"), attrs.get("agreement_max")
+        if low is not None and high is not None and low > high:
+            raise serializers.ValidationError({"agreement_max": ["agreement_max must be at least agreement_min"]})
+        return attrs
+
+
+class AuditRowSerializer(strict.ModelSerializer):
+    reviewer = serializers.CharField(source="reviewer.username", default=None, read_only=True)
+    answer_label = serializers.CharField(source="answer.label", default=None, read_only=True)
+    corrected_label = serializers.CharField(source="corrected_choice.label", default=None, read_only=True)
+
+    class Meta:
+        model = Audit
+        fields = ["id", "round", "stratum", "answer", "answer_label", "verdict", "corrected_choice", "corrected_label",
+                  "reviewer", "reviewed_at"]
+        read_only_fields = fields
+
+
+class TaskDetailSerializer(TaskSerializer):
+    """A task with everything the data manager's drawer shows: gold, audits, its batch's name."""
+
+    batch_name = serializers.CharField(source="batch.name", read_only=True)
+    gold_choice = serializers.PrimaryKeyRelatedField(read_only=True)
+    gold_label = serializers.CharField(source="gold_choice.label", default=None, read_only=True)
+    audits = AuditRowSerializer(many=True, read_only=True)
+
+    class Meta(TaskSerializer.Meta):
+        fields = [*TaskSerializer.Meta.fields, "batch_name", "gold_choice", "gold_label", "gold_source", "audits"]
+        read_only_fields = fields
+
+
+class TaskBulkSerializer(strict.Serializer):
+    action = serializers.ChoiceField(
+        choices=["cancel", "make_gold", "relabel"],
+        help_text="cancel: take queued tasks out; make_gold: confirm calibration answers as gold; "
+                  "relabel: discard the answers and queue the task again",
+    )
+    tasks = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1, max_length=1000)
+    choice = serializers.IntegerField(required=False, allow_null=True, default=None,
+                                      help_text="make_gold: the right choice (default: each task's current answer)")
+
+
+class TaskBulkItemSerializer(strict.Serializer):
+    task = serializers.IntegerField()
+    status = serializers.ChoiceField(choices=["done", "refused"])
+    code = serializers.CharField(required=False)
+    detail = serializers.CharField(required=False)
+
+
+class TaskBulkResultSerializer(strict.Serializer):
+    summary = serializers.DictField(child=serializers.IntegerField())
+    results = TaskBulkItemSerializer(many=True)
+
+
+# --- the quality page ------------------------------------------------------------------------------
+
+
+class GoldPointSerializer(strict.Serializer):
+    start = serializers.DateTimeField(help_text="the day (or week) the answers were given")
+    answers = serializers.IntegerField()
+    correct = serializers.IntegerField()
+    accuracy = serializers.FloatField()
+
+
+class GoldSeriesSerializer(strict.Serializer):
+    username = serializers.CharField()
+    points = GoldPointSerializer(many=True)
+
+
+class GoldAccuracySerializer(strict.Serializer):
+    bucket = serializers.ChoiceField(choices=["day", "week"])
+    min_gold_accuracy = serializers.FloatField()
+    series = GoldSeriesSerializer(many=True)
+
+
+class GoldAccuracyQuerySerializer(strict.Serializer):
+    bucket = serializers.ChoiceField(choices=["day", "week"], default="day")
+
+
+class BatchAuditSerializer(strict.Serializer):
+    """One batch's audit figures, its current round (the same as GET /batches/{id}/quality/)."""
+
+    batch = serializers.IntegerField()
+    name = serializers.CharField()
+    status = serializers.CharField()
+    round = serializers.IntegerField()
+    seed = serializers.IntegerField(allow_null=True)
+    audited = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    errors = serializers.IntegerField()
+    error_rate = serializers.FloatField(allow_null=True)
+    wilson = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2)
+    clopper_pearson = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2)
+    max_error_rate = serializers.FloatField()
+    decision = serializers.ChoiceField(choices=["accepted", "rejected", "pending"])
+    summary = serializers.CharField()

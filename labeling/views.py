@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -92,6 +93,19 @@ def _project_page(request: HttpRequest, pk: int, template: str, *, owner_only: b
     return render(request, template, context)
 
 
+# The new-project form starts from the model's defaults, so the page and the API never disagree.
+NEW_PROJECT_FIELDS = ("overlap", "lease_seconds", "gold_rate", "min_gold_accuracy", "min_gold_answers",
+                      "audit_sample_size", "max_error_rate")
+
+
+@login_required
+def new_project(request: HttpRequest) -> HttpResponse:
+    """Any signed-in user may create a project (and becomes its owner); the module posts it to the API."""
+    defaults = {name: Project._meta.get_field(name).get_default() for name in NEW_PROJECT_FIELDS}
+    question = Project._meta.get_field("question").get_default()
+    return render(request, "labeling/new_project.html", {"defaults": defaults, "default_question": question})
+
+
 @login_required
 def annotate(request: HttpRequest, pk: int) -> HttpResponse:
     """One large image at a time, answered with one key; the module prefetches what comes next."""
@@ -116,6 +130,41 @@ def project_settings(request: HttpRequest, pk: int) -> HttpResponse:
 def batches(request: HttpRequest, pk: int) -> HttpResponse:
     """Owner page: batches with their progress, new batches and uploads."""
     return _project_page(request, pk, "labeling/batches.html", owner_only=True)
+
+
+@login_required
+def members(request: HttpRequest, pk: int) -> HttpResponse:
+    """Owner page: members and roles, new accounts, and each annotator's figures with pause and reinstate."""
+    return _project_page(request, pk, "labeling/members.html", owner_only=True,
+                         extra={"signup_enabled": settings.WINNOW_SIGNUP_ENABLED})
+
+
+@login_required
+def tasks(request: HttpRequest, pk: int) -> HttpResponse:
+    """Owner page, the data manager: every task with filters, a detail drawer and bulk actions."""
+    return _project_page(request, pk, "labeling/tasks.html", owner_only=True)
+
+
+@login_required
+def quality(request: HttpRequest, pk: int) -> HttpResponse:
+    """Owner page: calibration report, gold accuracy over time, every batch's audit against the acceptance line."""
+    return _project_page(request, pk, "labeling/quality.html", owner_only=True)
+
+
+@login_required
+def exports(request: HttpRequest, pk: int) -> HttpResponse:
+    """Owner page: start a background export in any format, follow its progress, download past ones."""
+    return _project_page(request, pk, "labeling/exports.html", owner_only=True,
+                         extra={"retention_hours": settings.EXPORT_RETENTION_HOURS})
+
+
+@login_required
+def webhooks(request: HttpRequest, pk: int) -> HttpResponse:
+    """Owner page: webhooks, the signing secret and the delivery log."""
+    from .models import WebhookEvent
+
+    return _project_page(request, pk, "labeling/webhooks.html", owner_only=True,
+                         extra={"events": WebhookEvent.choices})
 
 
 @login_required

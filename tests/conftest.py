@@ -312,18 +312,45 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
+CSP_MARKERS = ("Content Security Policy", "Content-Security-Policy", "Refused to")
+
+
 @pytest.fixture
-def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
-    """A fresh page at 1280×720; a failing test leaves a screenshot in test-artifacts/."""
-    context = browser.new_context(viewport={"width": 1280, "height": 720})
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    yield page
+def open_page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Callable[[], Any]]:
+    """Opens pages at 1280×720, each in a context of its own (one signed-in user each). Every page's console
+    is watched: a Content-Security-Policy violation or an uncaught script error fails the test. A failing
+    test leaves a screenshot of each page in test-artifacts/."""
+    contexts: list[Any] = []
+    pages: list[Any] = []
+    problems: list[str] = []
+
+    def open_one() -> Any:
+        context = browser.new_context(viewport={"width": 1280, "height": 720}, accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        page.on("console", lambda m: problems.append(f"console {m.type}: {m.text}")
+                if any(marker in m.text for marker in CSP_MARKERS) else None)
+        page.on("pageerror", lambda exc: problems.append(f"script error: {exc}"))
+        contexts.append(context)
+        pages.append(page)
+        return page
+
+    yield open_one
     failed = getattr(request.node, "rep_call", None)
     if failed is not None and failed.failed:
         ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / f"{request.node.name}.png"), full_page=True)
-    context.close()
+        for i, page in enumerate(pages):
+            page.screenshot(path=str(ARTIFACTS / f"{request.node.name}{'-' + str(i) if i else ''}.png"), full_page=True)
+    for context in contexts:
+        context.close()
+    if failed is not None and failed.passed:
+        assert not problems, "the pages reported problems in the console:\n" + "\n".join(problems)
+
+
+@pytest.fixture
+def page(open_page: Callable[[], Any]) -> Any:
+    """A fresh page at 1280×720 whose console is watched (see `open_page`)."""
+    return open_page()
 
 
 @pytest.fixture

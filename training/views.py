@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -34,7 +35,9 @@ def _render(request: HttpRequest, project: Project, template: str, extra: dict) 
 def project_training(request: HttpRequest, pk: int) -> HttpResponse:
     """The project's splits (build, approve, export) and runs (start one on an approved split)."""
     project = get_object_or_404(Project.objects.alive(), pk=pk)
-    return _render(request, project, "training/project.html", {})
+    # No GPU worker: training goes to the default queue (as `make run` sets it) or is pinned to the CPU.
+    cpu_only = settings.WINNOW_TRAINING_QUEUE != "gpu" or settings.WINNOW_TRAINING_DEVICE == "cpu"
+    return _render(request, project, "training/project.html", {"cpu_only": cpu_only})
 
 
 @login_required

@@ -69,3 +69,52 @@ def test_the_page_modules_are_found_by_the_static_files_finders():
 
     for name in ("api.js", "annotate.js", "grid.js", "settings.js", "batches.js", "winnow.css"):
         assert finders.find(name), name
+
+
+def owner_pages(project):
+    return {name: f"/projects/{project.pk}/{name}/" for name in ("members", "tasks", "quality", "exports", "webhooks")}
+
+
+def test_only_owners_open_the_owner_pages_and_others_get_a_styled_403(project, alice, bob, carol, mallory, client):
+    client.force_login(alice)
+    for url in owner_pages(project).values():
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert f'data-project="{project.pk}"' in response.content.decode()
+    for who in (bob, carol, mallory):
+        client.force_login(who)
+        for url in owner_pages(project).values():
+            response = client.get(url)
+            assert response.status_code == 403, url
+            main = response.content.decode().split("<main>")[1]
+            assert "You can't open this page" in main and "Back to your projects" in main and "/api/" not in main
+
+
+def test_an_unknown_project_gets_a_styled_404(alice, client):
+    client.force_login(alice)
+    response = client.get("/projects/999999/tasks/")
+    assert response.status_code == 404
+    assert "There is nothing here" in response.content.decode()
+
+
+def test_anyone_signed_in_opens_the_new_project_page_with_the_models_defaults(mallory, client):
+    assert client.get("/projects/new/").status_code == 302
+    client.force_login(mallory)
+    html = client.get("/projects/new/").content.decode()
+    assert 'id="new-project"' in html and 'name="max_error_rate"' in html and 'value="0.02"' in html
+    assert "/projects/new/" in client.get("/").content.decode()
+
+
+def test_the_project_navigation_links_every_owner_page(project, alice, client):
+    client.force_login(alice)
+    html = client.get(f"/projects/{project.pk}/batches/").content.decode()
+    for url in owner_pages(project).values():
+        assert f'href="{url}"' in html
+
+
+def test_the_new_page_modules_are_found_by_the_static_files_finders():
+    from django.contrib.staticfiles import finders
+
+    for name in ("new_project.js", "members.js", "tasks.js", "quality.js", "exports.js", "webhooks.js", "taxonomy.js",
+                 "charts.js", "stats.js", "help.js", "page.js", "api-docs.css", "favicon.svg"):
+        assert finders.find(name), name

@@ -1,0 +1,109 @@
+// Owner page: every batch's audit as an interval chart against the acceptance line, gold accuracy per
+// annotator over time, the calibration report (confusion matrix as a heatmap, accuracy per choice and
+// annotator) and Dawid–Skene estimates beside the majority vote where overlap is 3 or more.
+
+import { api, el, showErrors } from "./api.js";
+import { heatmap, intervalChart, notEnough, timeChart } from "./charts.js";
+import { addShortcuts } from "./help.js";
+import { percent } from "./stats.js";
+
+const app = document.getElementById("quality-app");
+const projectId = app.dataset.project;
+const overlap = Number(app.dataset.overlap);
+const $ = (id) => document.getElementById(id);
+const range = ([lo, hi]) => `${percent(lo)} – ${percent(hi)}`;
+
+addShortcuts("Quality", [["Tab", "move between the charts' tables and links"]]);
+
+function meter(share) {
+  const bar = el("span");
+  bar.style.width = `${Math.round((share ?? 0) * 100)}%`;
+  return el("span", { class: "meter", "aria-hidden": "true" }, bar);
+}
+
+async function audits() {
+  const { data } = await api("GET", `/api/v1/projects/${projectId}/batch-audits/`);
+  const done = data.filter((b) => b.audited > 0);
+  $("audit-table").querySelector("tbody").replaceChildren(...data.map((b) => el("tr", { id: `batch-${b.batch}` },
+    el("th", { scope: "row", text: b.name }),
+    el("td", { text: String(b.round) }),
+    el("td", { text: b.pending ? `${b.audited} (${b.pending} waiting)` : String(b.audited) }),
+    el("td", { text: String(b.errors) }),
+    el("td", { text: percent(b.error_rate) }),
+    el("td", { text: b.audited ? range(b.wilson) : "–" }),
+    el("td", { text: b.audited ? range(b.clopper_pearson) : "–" }),
+    el("td", {}, el("span", { class: "badge", "data-status": b.decision === "pending" ? "audited" : b.decision, text: b.decision === "pending" ? "under review" : b.decision })),
+  )));
+  if (!done.length) {
+    notEnough($("audit-chart"), data.length
+      ? "the reviewers have not checked any sampled answer yet; they find the sample on the Review page."
+      : "no batch has been audited. Once a production batch is labeled, click “Audit…” next to it on the Batches page.");
+    return;
+  }
+  intervalChart($("audit-chart"), done.map((b) => ({ label: `${b.name}${b.round > 1 ? ` (round ${b.round})` : ""}`, value: b.error_rate,
+    wilson: b.wilson, exact: b.clopper_pearson, decision: b.decision })), { line: done[0].max_error_rate, label: "Error rate of each audited batch with its intervals" });
+}
+
+async function gold() {
+  const { data } = await api("GET", `/api/v1/projects/${projectId}/gold-accuracy/`);
+  const points = data.series.reduce((n, s) => n + s.points.length, 0);
+  if (!points) {
+    notEnough($("gold-chart"), "no gold answers. Gold copies are mixed into production batches once the calibration answers are reviewed (Review page) and the gold share is above 0 (Settings).");
+    return;
+  }
+  timeChart($("gold-chart"), data.series.map((s) => ({ name: s.username,
+    points: s.points.map((p) => ({ x: new Date(p.start), y: p.accuracy, n: p.answers })) })),
+  { threshold: data.min_gold_accuracy, label: "Gold accuracy per annotator per day" });
+}
+
+async function calibration() {
+  const { data } = await api("GET", `/api/v1/projects/${projectId}/calibration/`);
+  $("calibration-summary").textContent = data.tasks
+    ? `${data.reviewed} of ${data.tasks} calibration tasks reviewed; ${data.answers} answers scored, ${percent(data.accuracy)} right` +
+      (data.median_duration_ms != null ? `; median ${(data.median_duration_ms / 1000).toFixed(1)} s per image` : "") + (data.approved ? "; approved." : ".")
+    : "No calibration batch yet: create one on the Batches page.";
+  if (!data.answers) {
+    notEnough($("confusion"), "review the calibration answers on the Review page (“Calibration answers”) to see where annotators go wrong.");
+  } else {
+    heatmap($("confusion"), data.labels, data.confusion, { label: "Confusion matrix of calibration answers" });
+  }
+  const table = (id, rows, empty) => {
+    const body = $(id).querySelector("tbody");
+    const entries = Object.entries(rows);
+    body.replaceChildren(...entries.map(([name, r]) => el("tr", {}, el("th", { scope: "row", text: name }),
+      el("td", {}, meter(r.accuracy), percent(r.accuracy)), el("td", { text: `${r.correct} / ${r.total}` }))));
+    if (!entries.length) body.append(el("tr", {}, el("td", { colspan: "3", class: "muted", text: empty })));
+  };
+  table("per-choice", data.per_choice, "Not enough data yet.");
+  table("per-annotator", data.per_annotator, "Not enough data yet.");
+}
+
+async function consensus() {
+  const box = $("consensus");
+  if (overlap < 3) {
+    box.replaceChildren(el("p", { class: "not-enough", text: `Not enough data yet: each image gets ${overlap} answer${overlap === 1 ? "" : "s"}. ` +
+      "Dawid–Skene weighs annotators by their estimated reliability and needs 3 or more answers per image: raise “Annotators per task” under Settings." }));
+    return;
+  }
+  const { data: batches } = await api("GET", `/api/v1/projects/${projectId}/batches/`);
+  const rows = [];
+  for (const batch of batches.filter((b) => b.counts.completed > 0)) {
+    const { data } = await api("GET", `/api/v1/batches/${batch.id}/consensus/`);
+    const agree = data.tasks.filter((t) => t.majority === t.dawid_skene).length;
+    rows.push(el("tr", {}, el("th", { scope: "row", text: batch.name }), el("td", { text: String(data.tasks.length) }),
+      el("td", { text: data.tasks.length ? `${agree} (${percent(agree / data.tasks.length)})` : "–" }),
+      el("td", {}, data.flagged ? el("a", { href: `/projects/${projectId}/tasks/?batch=${batch.id}&agreement_max=0.67`, text: `${data.flagged} to look at` }) : "none")));
+  }
+  if (!rows.length) {
+    notEnough(box, "no batch has answered tasks yet.");
+    return;
+  }
+  box.replaceChildren(el("table", { class: "data" },
+    el("thead", {}, el("tr", {}, ...["Batch", "Tasks", "Same answer as the majority", "Flagged (disagree, unsure or low agreement)"].map((h) => el("th", { scope: "col", text: h })))),
+    el("tbody", {}, ...rows)));
+}
+
+Promise.all([audits(), gold(), calibration(), consensus()]).then(
+  () => { app.dataset.state = "ready"; },
+  (err) => { showErrors($("errors"), err); app.dataset.state = "error"; },
+);
