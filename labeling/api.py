@@ -40,7 +40,15 @@ from .models import (
     TaskStatus,
     Webhook,
 )
-from .permissions import IsProjectMember, IsProjectOwner, IsProjectOwnerOrReadOnly, ProjectPermission, role_in
+from .permissions import (
+    OWNERS,
+    IsProjectMember,
+    IsProjectOwner,
+    IsProjectOwnerOrReadOnly,
+    ProjectPermission,
+    require_role,
+    role_in,
+)
 from .serializers import (
     AccountCreateSerializer,
     AccountSerializer,
@@ -173,11 +181,7 @@ def owner_only(request: Request, pk: str | int | None, what: str) -> Project:
     """The project behind an owner-only route: 404 for a non-member (nothing tells them it exists), 403 for a
     member who is not an owner."""
     project = get_object_or_404(Project.objects.alive(), pk=_pk(str(pk)))
-    role = role_in(request.user, project)
-    if role is None:
-        raise Http404("no such project")
-    if role != Role.OWNER:
-        raise PermissionDenied(f"only the project's owners may {what}")
+    require_role(request.user, project, OWNERS, what)
     return project
 
 
@@ -193,7 +197,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
             return Project.objects.for_user(self.request.user).prefetch_related("choices")
         if self.action in LABELING_ACTIONS:
             return Project.objects.alive()  # the hot labeling path needs no taxonomy
-        # Detail routes see every live project so a non-member gets a clear 403, not a guessing game.
+        # Detail routes see every live project; the permission answers a non-member 404, as for none.
         return Project.objects.alive().prefetch_related("choices")
 
     def perform_create(self, serializer: ProjectSerializer) -> None:
@@ -578,8 +582,7 @@ def _owned_project(request: Request, project_pk: str, what: str) -> Project:
     project = get_object_or_404(Project.objects.alive(), pk=project_pk) if project_pk.isdigit() else None
     if project is None:
         raise Http404("no such project")
-    if role_in(request.user, project) != Role.OWNER:
-        raise PermissionDenied(f"only the project's owners may {what}")
+    require_role(request.user, project, OWNERS, what)
     return project
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
@@ -30,8 +31,32 @@ def role_in(user: Any, project: Project) -> str | None:
     return cache[project.pk]
 
 
+def member_role(user: Any, obj: Any) -> str:
+    """The user's role in the project of `obj`; a non-member gets 404, as if the object did not exist,
+    so a project's objects never tell a stranger they are there."""
+    role = role_in(user, project_of(obj))
+    if role is None:
+        raise NotFound("no such object here: it does not exist or you are not a member of its project")
+    return role
+
+
+def require_role(user: Any, obj: Any, roles: set[str], what: str) -> str:
+    """The one role check of every API route and page that is not a viewset action: a non-member of
+    the project of `obj` gets 404 (member_role), a member in another role 403 saying who may `what`."""
+    role = member_role(user, obj)
+    if role not in roles:
+        raise PermissionDenied(f"only the project's {' and '.join(sorted(r + 's' for r in roles))} may {what}")
+    return role
+
+
+OWNERS = {Role.OWNER}
+REVIEWERS = {Role.OWNER, Role.REVIEWER}
+MEMBERS = {Role.OWNER, Role.REVIEWER, Role.ANNOTATOR}
+
+
 class ProjectPermission(BasePermission):
-    """Every project permission needs a signed-in user first (401 otherwise)."""
+    """Every project permission needs a signed-in user first (401 otherwise); a non-member of the
+    object's project gets 404 (member_role), a member in the wrong role 403 with the message."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
         return bool(request.user and request.user.is_authenticated)
@@ -43,16 +68,15 @@ class IsProjectMember(ProjectPermission):
     message = "you are not a member of this project"
 
     def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
-        return role_in(request.user, project_of(obj)) is not None
+        member_role(request.user, obj)
+        return True
 
 
 class IsProjectOwnerOrReadOnly(ProjectPermission):
     message = "only the project's owners may change it"
 
     def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
-        role = role_in(request.user, project_of(obj))
-        if role is None:
-            return False
+        role = member_role(request.user, obj)
         return request.method in SAFE_METHODS or role == Role.OWNER
 
 
@@ -60,11 +84,11 @@ class IsProjectOwner(ProjectPermission):
     message = "only the project's owners may do this"
 
     def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
-        return role_in(request.user, project_of(obj)) == Role.OWNER
+        return member_role(request.user, obj) == Role.OWNER
 
 
 class IsProjectReviewer(ProjectPermission):
     message = "only the project's reviewers and owners may do this"
 
     def has_object_permission(self, request: Request, view: Any, obj: Any) -> bool:
-        return role_in(request.user, project_of(obj)) in {Role.REVIEWER, Role.OWNER}
+        return member_role(request.user, obj) in {Role.REVIEWER, Role.OWNER}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import path
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -22,7 +21,7 @@ from winnow import serializers as strict
 
 from . import quality, reports
 from .models import Batch, Membership, Project, Role, Task
-from .permissions import role_in
+from .permissions import require_role
 from .serializers import (
     AnnotatorRowSerializer,
     AnnotatorStateSerializer,
@@ -38,21 +37,13 @@ REVIEWERS = {Role.OWNER, Role.REVIEWER}
 
 
 def _require(request: Request, project: Project, roles: set[str], what: str) -> None:
-    role = role_in(request.user, project)
-    if role is None:
-        raise PermissionDenied("you are not a member of this project")
-    if role not in roles:
-        raise PermissionDenied(f"only the project's {' and '.join(sorted(r + 's' for r in roles))} may {what}")
+    require_role(request.user, project, roles, what)
 
 
 def _owned(request: Request, pk: int, what: str) -> Project:
     """For the owner-only routes added with the owner pages: a non-member gets 404, another member 403."""
     project = _project(pk)
-    role = role_in(request.user, project)
-    if role is None:
-        raise Http404("no such project")
-    if role != Role.OWNER:
-        raise PermissionDenied(f"only the project's owners may {what}")
+    require_role(request.user, project, OWNER, what)
     return project
 
 

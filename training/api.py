@@ -10,13 +10,13 @@ from django.http import FileResponse, HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import NotFound, ValidationError
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from labeling.models import Project, Role
-from labeling.permissions import IsProjectOwner, IsProjectOwnerOrReadOnly, role_in
+from labeling.models import Project
+from labeling.permissions import MEMBERS, OWNERS, IsProjectOwner, IsProjectOwnerOrReadOnly, require_role
 from winnow.parsers import JSONParser
 
 from . import evaluations, runs, use
@@ -83,8 +83,7 @@ class RunViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retrieve
         body = RunCreateSerializer(data=request.data, context={"request": request})
         body.is_valid(raise_exception=True)
         split = body.validated_data["split"]
-        if role_in(request.user, split.project) != Role.OWNER:
-            raise PermissionDenied("only the project's owners may start training runs")
+        require_role(request.user, split.project, OWNERS, "start training runs")
         run = runs.start_run(split=split, config=body.validated_data["config"], requested_by=request.user)
         return Response(RunDetailSerializer(run).data, status=status.HTTP_201_CREATED)
 
@@ -212,8 +211,7 @@ class EvaluationViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.R
         body.is_valid(raise_exception=True)
         data = dict(body.validated_data)
         run = data.pop("run")
-        if role_in(request.user, run.project) != Role.OWNER:
-            raise PermissionDenied("only the project's owners may evaluate runs")
+        require_role(request.user, run.project, OWNERS, "evaluate runs")
         evaluation = evaluations.start_evaluation(run=run, config=data, requested_by=request.user,
                                                   checkpoint_id=data.pop("checkpoint", None))
         return Response(EvaluationSerializer(evaluation).data, status=status.HTTP_202_ACCEPTED)
@@ -228,6 +226,5 @@ class EvaluationViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.R
         project = Project.objects.filter(pk=project_id, deleted_at__isnull=True).first()
         if project is None:
             raise NotFound(f"project {project_id} does not exist")
-        if role_in(request.user, project) is None:
-            raise PermissionDenied("you are not a member of this project")
+        require_role(request.user, project, MEMBERS, "compare runs")
         return Response(evaluations.compare_runs(project=project))

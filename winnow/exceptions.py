@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -59,6 +61,10 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     nested as the request was) for a validation error, whose `detail` then names each field's first problem."""
     if isinstance(exc, DomainError):
         return Response({"detail": exc.message, "code": exc.code, **exc.extra}, status=exc.status_code)
+    if isinstance(exc, Http404):  # as DRF does, but keeping the message the view gave
+        exc = exceptions.NotFound(str(exc) or None)
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = exceptions.PermissionDenied(str(exc) or None)
     response = exception_handler(exc, context)  # DRF's statuses and headers (Retry-After, WWW-Authenticate)
     if response is None or not isinstance(exc, exceptions.APIException):
         return response
@@ -86,3 +92,38 @@ def _summary(detail: Any, path: str = "") -> str:
     else:
         return f"{path}: {detail}" if path and path != "non_field_errors" else str(detail)
     return "; ".join(p for p in parts if p)
+
+
+API_PREFIXES = ("/api/",)
+_PAGE_STATUS_WORDS = {
+    400: ("bad_request", "the request is not valid"),
+    403: ("forbidden", "you may not do this"),
+    404: ("not_found", "there is no such API route: see /api/docs/ for the routes and their methods"),
+    405: ("method_not_allowed", "this route does not take this method: see /api/docs/"),
+    500: ("server_error", "the server failed on this request; it has been logged, try again later"),
+}
+
+
+class ApiErrorPagesMiddleware:
+    """Under /api/ every error is JSON in the one body shape, also those Django answers before a DRF view
+    runs (no such route, a method a plain view refuses, a server error): never an HTML page."""
+
+    def __init__(self, get_response: Any) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: Any) -> Any:
+        response = self.get_response(request)
+        if (
+            request.path.startswith(API_PREFIXES)
+            and response.status_code in _PAGE_STATUS_WORDS
+            and not response.get("Content-Type", "").startswith("application/json")
+            and not getattr(response, "streaming", False)
+        ):
+            from django.http import JsonResponse
+
+            code, detail = _PAGE_STATUS_WORDS[response.status_code]
+            json_response = JsonResponse({"detail": detail, "code": code}, status=response.status_code)
+            if response.has_header("Allow"):
+                json_response["Allow"] = response["Allow"]
+            return json_response
+        return response

@@ -146,6 +146,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "winnow.security.ContentSecurityPolicyMiddleware",
+    "winnow.exceptions.ApiErrorPagesMiddleware",
 ]
 # Pages run only the scripts and styles served as files from here (winnow/security.py); never framed.
 X_FRAME_OPTIONS = "DENY"

@@ -74,9 +74,9 @@ def test_batch_names_are_unique_per_project(project, alice, client_for):
 @pytest.mark.parametrize("who", ["bob", "carol", "mallory"])
 def test_only_owners_create_or_finalize_batches(project, client_for, make_batch, who, request):
     client = client_for(request.getfixturevalue(who))
-    assert client.post(f"/api/v1/projects/{project.pk}/batches/", {"name": "y", "kind": "calibration"}).status_code == 403
+    assert client.post(f"/api/v1/projects/{project.pk}/batches/", {"name": "y", "kind": "calibration"}).status_code == 404
     batch = make_batch(project, 1, finalize=False)
-    assert client.post(f"/api/v1/batches/{batch.pk}/finalize/").status_code == 403
+    assert client.post(f"/api/v1/batches/{batch.pk}/finalize/").status_code == 404
     batch.refresh_from_db()
     assert batch.status == "open"
 
@@ -86,7 +86,7 @@ def test_a_member_reads_batch_status_and_a_non_member_cannot(project, bob, mallo
     response = client_for(bob).get(f"/api/v1/batches/{batch.pk}/")
     assert response.status_code == 200
     assert response.data["status"] == "finalized" and response.data["progress"] == 0
-    assert client_for(mallory).get(f"/api/v1/batches/{batch.pk}/").status_code == 403
+    assert client_for(mallory).get(f"/api/v1/batches/{batch.pk}/").status_code == 404
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:5432/", "http://169.254.169.254/latest/meta-data/"])

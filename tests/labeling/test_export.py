@@ -98,4 +98,4 @@ def test_an_unknown_format_is_400(project, alice, client_for):
 @pytest.mark.parametrize("who", ["bob", "mallory"])
 def test_only_owners_export(project, client_for, who, request):
     response = client_for(request.getfixturevalue(who)).get(f"/api/v1/projects/{project.pk}/export/")
-    assert response.status_code == 403
+    assert response.status_code == 404

@@ -129,7 +129,7 @@ def test_unknown_formats_and_non_owners_are_refused(labeled: Project, bob: Any, 
     assert unknown.status_code == 400
     assert "labelstudio" in json.dumps(unknown.json())
     assert export(client_for(bob), labeled, "csv").status_code == 403
-    assert export(client_for(mallory), labeled, "csv").status_code == 403
+    assert export(client_for(mallory), labeled, "csv").status_code == 404
 
 
 # --- an approved split in the CycleGAN layout ----------------------------------------------------

@@ -141,7 +141,7 @@ def test_a_corrupt_zip_is_a_clear_400(batch, alice, client_for):
 @pytest.mark.parametrize("who", ["bob", "carol", "mallory"])
 def test_only_owners_upload(batch, client_for, who, request):
     response = upload(client_for(request.getfixturevalue(who)), batch, [("a.png", png_bytes(1))])
-    assert response.status_code == 403
+    assert response.status_code == 404
     assert Task.objects.count() == 0
 
 

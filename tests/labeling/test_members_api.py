@@ -31,7 +31,7 @@ def test_an_owner_removes_a_member(project, alice, bob, client_for):
     response = client_for(alice).delete(f"/api/v1/projects/{project.pk}/members/bob/")
     assert response.status_code == 204
     assert not Membership.objects.filter(project=project, user=bob).exists()
-    assert client_for(bob).get(f"/api/v1/projects/{project.pk}/").status_code == 403
+    assert client_for(bob).get(f"/api/v1/projects/{project.pk}/").status_code == 404
 
 
 def test_the_last_owner_cannot_be_removed(project, alice, client_for):
@@ -43,6 +43,6 @@ def test_the_last_owner_cannot_be_removed(project, alice, client_for):
 @pytest.mark.parametrize("who", ["bob", "carol", "mallory"])
 def test_only_owners_manage_members(project, client_for, who, request):
     client = client_for(request.getfixturevalue(who))
-    assert client.post(f"/api/v1/projects/{project.pk}/members/", {"username": who, "role": "owner"}).status_code == 403
-    assert client.delete(f"/api/v1/projects/{project.pk}/members/dave/").status_code == 403
+    assert client.post(f"/api/v1/projects/{project.pk}/members/", {"username": who, "role": "owner"}).status_code == 404
+    assert client.delete(f"/api/v1/projects/{project.pk}/members/dave/").status_code == 404
     assert not Membership.objects.filter(project=project, role="owner").exclude(user__username="alice").exists()

@@ -83,13 +83,13 @@ def test_it_refuses_to_delete_a_choice_that_has_answers(project, alice, bob, cli
 def test_only_owners_may_change_a_project(project, client_for, who, request):
     user = request.getfixturevalue(who)
     response = client_for(user).patch(f"/api/v1/projects/{project.pk}/", {"name": "Mine now"}, format="json")
-    assert response.status_code == 403
+    assert response.status_code == 404
     project.refresh_from_db()
     assert project.name == "Anime vs photo"
 
 
 def test_a_non_member_cannot_read_a_project(project, mallory, client_for):
-    assert client_for(mallory).get(f"/api/v1/projects/{project.pk}/").status_code == 403
+    assert client_for(mallory).get(f"/api/v1/projects/{project.pk}/").status_code == 404
 
 
 def test_an_annotator_reads_the_project_and_taxonomy(project, bob, client_for):

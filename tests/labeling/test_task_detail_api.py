@@ -33,4 +33,4 @@ def test_a_task_shows_its_answers_gold_copy_and_audits(project, alice, bob, caro
 def test_annotators_and_non_members_do_not_see_a_task(project, bob, mallory, client_for, make_batch):
     task = make_batch(project, 1).tasks.get()
     assert client_for(bob).get(f"/api/v1/tasks/{task.pk}/").status_code == 403
-    assert client_for(mallory).get(f"/api/v1/tasks/{task.pk}/").status_code == 403
+    assert client_for(mallory).get(f"/api/v1/tasks/{task.pk}/").status_code == 404

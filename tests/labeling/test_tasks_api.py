@@ -37,7 +37,7 @@ def test_a_non_member_sees_no_tasks(project, mallory, client_for, make_batch):
     client = client_for(mallory)
     assert client.get(f"/api/v1/tasks/?batch={batch.pk}").data["results"] == []
     task_id = batch.tasks.first().pk
-    assert client.get(f"/api/v1/tasks/{task_id}/").status_code == 403
+    assert client.get(f"/api/v1/tasks/{task_id}/").status_code == 404
 
 
 def test_an_owner_cancels_a_queued_task(project, alice, bob, client_for, make_batch):

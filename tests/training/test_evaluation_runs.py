@@ -188,10 +188,10 @@ def test_only_owners_evaluate_and_only_members_read(run_to_evaluate: Run, alice:
     evaluation = evaluations.start_evaluation(run=run_to_evaluate, config={"metrics": ["classifier"]},
                                               requested_by=alice, enqueue=False)
     assert client_for(bob).get(f"/api/v1/evaluations/{evaluation.pk}/").status_code == 200
-    assert client_for(mallory).get(f"/api/v1/evaluations/{evaluation.pk}/").status_code == 403
+    assert client_for(mallory).get(f"/api/v1/evaluations/{evaluation.pk}/").status_code == 404
     assert client_for(mallory).get("/api/v1/evaluations/").json()["results"] == []
     compare = f"/api/v1/evaluations/compare/?project={run_to_evaluate.project_id}"
-    assert client_for(mallory).get(compare).status_code == 403
+    assert client_for(mallory).get(compare).status_code == 404
     assert client_for(alice).get("/api/v1/evaluations/compare/").status_code == 400
 
 

@@ -125,11 +125,11 @@ def test_members_read_runs_and_strangers_are_refused(approved_split: Split, alic
     run_id = start(client_for(alice), approved_split).json()["id"]
     assert client_for(bob).get(f"/api/v1/runs/{run_id}/").status_code == 200
     assert [r["id"] for r in client_for(bob).get("/api/v1/runs/").json()["results"]] == [run_id]
-    assert client_for(mallory).get(f"/api/v1/runs/{run_id}/").status_code == 403
-    assert client_for(mallory).get(f"/api/v1/runs/{run_id}/metrics/").status_code == 403
+    assert client_for(mallory).get(f"/api/v1/runs/{run_id}/").status_code == 404
+    assert client_for(mallory).get(f"/api/v1/runs/{run_id}/metrics/").status_code == 404
     assert client_for(mallory).get("/api/v1/runs/").json()["results"] == []
     assert client_for(bob).post(f"/api/v1/runs/{run_id}/cancel/").status_code == 403
-    assert client_for(mallory).post(f"/api/v1/runs/{run_id}/cancel/").status_code == 403
+    assert client_for(mallory).post(f"/api/v1/runs/{run_id}/cancel/").status_code == 404
     assert Run.objects.get(pk=run_id).status == RunStatus.QUEUED
 
 

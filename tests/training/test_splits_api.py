@@ -146,9 +146,9 @@ def test_annotators_and_strangers_cannot_build_approve_or_export(
     approved_split: Split, project: Project, bob: Any, mallory: Any, client_for: Callable
 ) -> None:
     assert build(client_for(bob), project).status_code == 403
-    assert build(client_for(mallory), project).status_code == 403
-    assert client_for(mallory).get(f"/api/v1/splits/{approved_split.pk}/").status_code == 403
-    assert client_for(mallory).get(f"/api/v1/projects/{project.pk}/splits/").status_code == 403
+    assert build(client_for(mallory), project).status_code == 404
+    assert client_for(mallory).get(f"/api/v1/splits/{approved_split.pk}/").status_code == 404
+    assert client_for(mallory).get(f"/api/v1/projects/{project.pk}/splits/").status_code == 404
     assert client_for(bob).get(f"/api/v1/splits/{approved_split.pk}/export/").status_code == 403
     assert client_for(bob).post(f"/api/v1/splits/{approved_split.pk}/approve/").status_code == 403
     assert Split.objects.count() == 1

@@ -90,7 +90,7 @@ def test_a_rotated_out_checkpoint_is_refused(trained_run: Run, alice: Any, clien
 
 def test_only_owners_translate(trained_run: Run, bob: Any, mallory: Any, client_for: Callable) -> None:
     assert translate(client_for(bob), trained_run, upload((32, 32)), direction="AB").status_code == 403
-    assert translate(client_for(mallory), trained_run, upload((32, 32)), direction="AB").status_code == 403
+    assert translate(client_for(mallory), trained_run, upload((32, 32)), direction="AB").status_code == 404
 
 
 @pytest.mark.worker
