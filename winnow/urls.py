@@ -6,7 +6,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from labeling import views as labeling_views
 from winnow import media
-from winnow.views import LoginView, ObtainAuthToken, admin_login, healthz, signup
+from winnow.health import healthz
+from winnow.views import LoginView, ObtainAuthToken, admin_login, signup
 
 urlpatterns = [
     path("admin/login/", admin_login, name="admin-login"),  # before the admin's own, to throttle it
