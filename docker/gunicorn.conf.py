@@ -16,3 +16,20 @@ graceful_timeout = 30
 keepalive = 5
 # Access lines go to standard output; the app's own logs follow LOG_FORMAT (winnow/logs.py).
 accesslog = "-"
+
+
+# Request metrics of every process, summed at each scrape (winnow/metrics.py): the folder starts empty,
+# and a dead worker's files are marked so its gauges go.
+def on_starting(server: object) -> None:
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+        for name in os.listdir(folder):
+            os.remove(os.path.join(folder, name))
+
+
+def child_exit(server: object, worker: object) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[attr-defined]

@@ -137,8 +137,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    # Probes first: /healthz answers whatever Host the prober sends (winnow/health.py).
+    # Probes first: /healthz, /readyz, /metrics answer whatever Host the prober sends (winnow/health.py).
     "winnow.health.ProbeMiddleware",
+    "winnow.logs.RequestIdMiddleware",
+    "winnow.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -375,12 +377,21 @@ WINNOW_PUBLIC_URL = env_str("WINNOW_PUBLIC_URL", "http://localhost:8000")
 LEASE_SECONDS = env_int("LEASE_SECONDS", 600, minimum=5)
 WINNOW_SIGNUP_ENABLED = env_bool("WINNOW_SIGNUP_ENABLED", False)
 
+# LOG_FORMAT=json writes one JSON object per line (time, level, logger, message, request_id; winnow/logs.py).
+LOG_FORMAT = env_str("LOG_FORMAT", "text")
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "winnow.logs.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", **({"formatter": "json"} if LOG_FORMAT == "json" else {})}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+# Celery replaces the root logger's handlers with its own unless told not to: JSON logs need ours.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
+# /metrics: with a token, `Authorization: Bearer <token>`; without, loopback clients only (winnow/metrics.py).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 # Cookies: sent over HTTPS only unless DEBUG (or told otherwise), out of reach of page scripts (pages read
 # the CSRF token from their <meta>), and not sent with cross-site requests other than top-level navigation.

@@ -6,13 +6,16 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from labeling import views as labeling_views
 from winnow import media
-from winnow.health import healthz
+from winnow.health import healthz, readyz
+from winnow.metrics import metrics
 from winnow.views import LoginView, ObtainAuthToken, admin_login, signup
 
 urlpatterns = [
     path("admin/login/", admin_login, name="admin-login"),  # before the admin's own, to throttle it
     path("admin/", admin.site.urls),
-    path("healthz", healthz, name="healthz"),
+    path("healthz", healthz, name="healthz"),  # probes are answered by winnow.health.ProbeMiddleware first;
+    path("readyz", readyz, name="readyz"),  # these routes name them for reverse()
+    path("metrics", metrics, name="metrics"),
     path("signup/", signup, name="signup"),
     path("api/v1/auth/token/", ObtainAuthToken.as_view(), name="api-token"),
     path("api/v1/", include("labeling.urls")),
