@@ -373,6 +373,9 @@ THUMBNAIL_SIZE = env_int("THUMBNAIL_SIZE", 256, minimum=16)
 # The address clients reach this server at; callbacks sent by workers use it for image URLs.
 WINNOW_PUBLIC_URL = env_str("WINNOW_PUBLIC_URL", "http://localhost:8000")
 
+# Signed media URLs (Label Studio exports' image links) serve their file to anyone for this long.
+SIGNED_MEDIA_URL_SECONDS = env_int("SIGNED_MEDIA_URL_SECONDS", 7 * 24 * 3600, minimum=60)
+
 # Labeling defaults.
 LEASE_SECONDS = env_int("LEASE_SECONDS", 600, minimum=5)
 WINNOW_SIGNUP_ENABLED = env_bool("WINNOW_SIGNUP_ENABLED", False)

@@ -30,6 +30,7 @@ urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.+)$", media.serve, name="media"),
+    re_path(rf"^{media.SIGNED_PREFIX}/(?P<token>[^/]+)/(?P<filename>[^/]+)$", media.serve_signed, name="media-signed"),
     path("", include("labeling.page_urls")),
     path("", include("training.page_urls")),
     path("", labeling_views.home, name="home"),
