@@ -11,6 +11,7 @@ from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -81,6 +82,15 @@ LABELING_ACTIONS = {"next_task", "next_tasks", "bulk_annotations", "progress", "
                     "delete_my_annotation"}
 
 
+# An export answers in its format's media type: JSON ones are JSON documents, the rest files.
+EXPORT_RESPONSES = {
+    (200, "application/json"): OpenApiTypes.ANY,
+    (200, "application/x-ndjson"): OpenApiTypes.BINARY,
+    (200, "text/csv"): OpenApiTypes.BINARY,
+    (200, "application/zip"): OpenApiTypes.BINARY,
+}
+
+
 class LeasedTaskSerializer(strict.ModelSerializer):
     """A task as an annotator sees it: the image and the lease, nothing that hints at the answer or at gold."""
 
@@ -113,6 +123,12 @@ class LeasedTaskSerializer(strict.ModelSerializer):
 
 
 _DATETIME = serializers.DateTimeField()
+
+
+class LeasedTaskListSerializer(strict.Serializer):
+    """What `next-tasks` answers: the leased tasks under `tasks` (empty when none is left)."""
+
+    tasks = LeasedTaskSerializer(many=True)
 
 
 class LeaseRequestSerializer(strict.Serializer):
@@ -213,8 +229,9 @@ class ProjectViewSet(viewsets.ModelViewSet):
     def perform_destroy(self, instance: Project) -> None:
         projects.soft_delete_project(project=instance)
 
-    @extend_schema(request=MemberWriteSerializer, responses=MemberSerializer(many=True))
-    @action(detail=True, methods=["get", "post"], permission_classes=[IsProjectOwnerOrReadOnly])
+    @extend_schema(methods=["GET"], responses=MemberSerializer(many=True))
+    @extend_schema(methods=["POST"], request=MemberWriteSerializer, responses={201: MemberSerializer})
+    @action(detail=True, methods=["get", "post"], permission_classes=[IsProjectOwnerOrReadOnly], pagination_class=None)
     def members(self, request: Request, pk: str | None = None) -> Response:
         project = self.get_object()
         if request.method == "POST":
@@ -257,8 +274,9 @@ class ProjectViewSet(viewsets.ModelViewSet):
         projects.remove_member(project=project, username=username)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
-    @extend_schema(request=BatchSerializer, responses=BatchSerializer)
-    @action(detail=True, methods=["get", "post"], permission_classes=[IsProjectOwnerOrReadOnly])
+    @extend_schema(methods=["GET"], responses=BatchSerializer(many=True))
+    @extend_schema(methods=["POST"], request=BatchSerializer, responses={201: BatchSerializer})
+    @action(detail=True, methods=["get", "post"], permission_classes=[IsProjectOwnerOrReadOnly], pagination_class=None)
     def batches(self, request: Request, pk: str | None = None) -> Response:
         project = self.get_object()
         if request.method == "POST":
@@ -270,7 +288,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
 
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=sorted(exports.WRITERS), description="default json")],
-        responses={200: bytes},
+        responses=EXPORT_RESPONSES,
     )
     @action(detail=True, methods=["get"], permission_classes=[IsProjectOwner])
     def export(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
@@ -294,7 +312,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
             return Response(status=status.HTTP_204_NO_CONTENT)
         return Response(LeasedTaskSerializer(task, context={"request": request}).data)
 
-    @extend_schema(request=LeaseRequestSerializer, responses=LeasedTaskSerializer(many=True))
+    @extend_schema(request=LeaseRequestSerializer, responses=LeasedTaskListSerializer)
     @action(detail=True, methods=["post"], url_path="next-tasks", permission_classes=LABELING_PERMISSIONS)
     def next_tasks(self, request: Request, pk: str | None = None) -> Response:
         """Hold up to `count` leased tasks (your own unanswered leases first) and list them; [] when none is left."""
@@ -320,8 +338,9 @@ class ProjectViewSet(viewsets.ModelViewSet):
         """Open batches' done and remaining tasks and the caller's answer count, for the annotator page."""
         return Response(reports.annotator_progress(project=self.get_object(), annotator=request.user))
 
-    @extend_schema(request=SplitCreateSerializer, responses=SplitSerializer)
-    @action(detail=True, methods=["get", "post"], permission_classes=[IsProjectOwnerOrReadOnly])
+    @extend_schema(methods=["GET"], responses=SplitSerializer(many=True))
+    @extend_schema(methods=["POST"], request=SplitCreateSerializer, responses={201: SplitSerializer})
+    @action(detail=True, methods=["get", "post"], permission_classes=[IsProjectOwnerOrReadOnly], pagination_class=None)
     def splits(self, request: Request, pk: str | None = None) -> Response:
         """List the project's domain splits, or build the next version from its accepted batches (owners)."""
         project = self.get_object()
@@ -355,7 +374,7 @@ class BatchViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         responses={201: IngestResultSerializer(many=True)},
     )
     @action(detail=True, methods=["post"], permission_classes=[IsProjectOwner],
-            parser_classes=[MultiPartParser, FormParser, UrlListJSONParser])
+            parser_classes=[MultiPartParser, FormParser, UrlListJSONParser], pagination_class=None)
     def tasks(self, request: Request, pk: str | None = None) -> Response:
         """Add images: multipart `files` (images or zips), or JSON `{"tasks": [{"image_url", "unique_id", "metadata"}]}`."""
         batch = self.get_object()
@@ -518,7 +537,7 @@ class SplitViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         response["Content-Disposition"] = f'attachment; filename="split-{split.project_id}-v{split.version}.json"'
         return response
 
-    @extend_schema(request=None, responses={200: bytes})
+    @extend_schema(request=None, responses={(200, "application/zip"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"], permission_classes=[IsProjectOwner])
     def export(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
         """A zip in ImageFolder layout (A/, B/) with manifest.json, streamed."""
@@ -527,7 +546,7 @@ class SplitViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         response["Content-Disposition"] = f'attachment; filename="split-{split.project_id}-v{split.version}.zip"'
         return response
 
-    @extend_schema(request=None, responses={200: bytes})
+    @extend_schema(request=None, responses={(200, "application/zip"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"], url_path="export-cyclegan", permission_classes=[IsProjectOwner])
     def export_cyclegan(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
         """An approved split as trainA/, trainB/, testA/, testB/ (and valA/, valB/) with manifest.json, streamed."""
@@ -745,7 +764,7 @@ class ExportViewSet(viewsets.ViewSet):
     def retrieve(self, request: Request, project_pk: str, pk: str) -> Response:
         return Response(ExportSerializer(self._export(pk), context={"request": request}).data)
 
-    @extend_schema(responses={200: bytes})
+    @extend_schema(responses=EXPORT_RESPONSES)
     @action(detail=True, methods=["get"])
     def download(self, request: Request, project_pk: str, pk: str) -> FileResponse:
         export = self._export(pk)

@@ -6,12 +6,13 @@ class LabelingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from winnow import jobs, media
+        from winnow import jobs, media, metrics
 
-        from . import exports, views, webhooks
+        from . import exports, leasing, views, webhooks
         from .models import Delivery, Export
 
         media.register("assets", "thumbs", rule=views.may_read_image)
         media.register("splits", "exports", rule=views.may_read_project_file)
         jobs.register(Export, exports.requeue_stalled_exports)
         jobs.register(Delivery, webhooks.resend_stalled)
+        metrics.register_gauge("winnow_leases_active", "Tasks leased to an annotator now", leasing.active_lease_count)

@@ -30,6 +30,7 @@ from django.db.models.functions import Cast
 from django.utils import timezone
 
 from winnow import jobs as background
+from winnow import media
 from winnow.files import ZipStream, copy_into
 
 from .exceptions import IllegalTransition, InvalidInput
@@ -264,13 +265,25 @@ def _ls_result(label: str) -> list[dict[str, Any]]:
              "origin": "manual", "value": {"choices": [label]}}]
 
 
+def _signed_image_url(url: str | None) -> str | None:
+    """A row's media URL as a signed one Label Studio can fetch without a session (winnow.media)."""
+    if url is None:
+        return None
+    base, _, path = url.partition(f"/{settings.MEDIA_URL.strip('/')}/")
+    return media.signed_url(base, path)
+
+
 def label_studio_task(row: dict[str, Any]) -> dict[str, Any]:
-    """One export row as a Label Studio task (its JSON import and export format)."""
+    """One export row as a Label Studio task (its JSON import and export format).
+
+    Annotations carry no `completed_by`: Label Studio reads it as one of its own user ids, which a
+    Winnow id is not; who answered is in `meta.winnow.annotators`, in the annotations' order.
+    """
     data: dict[str, Any] = {key: value for key, value in row["metadata"].value().items() if isinstance(key, str)}
-    data.update(image=row["image"]["url"] or row["image"]["source_url"], unique_id=row["unique_id"],
+    data.update(image=_signed_image_url(row["image"]["url"]) or row["image"]["source_url"], unique_id=row["unique_id"],
                 winnow_task_id=row["id"])
     annotations = [
-        {"completed_by": a["annotator_id"], "result": _ls_result(a["choice"]), "created_at": a["created_at"],
+        {"result": _ls_result(a["choice"]), "created_at": a["created_at"],
          "lead_time": a["duration_ms"] / 1000, "ground_truth": False, "was_cancelled": False}
         for a in row["annotations"]
     ]
@@ -289,7 +302,8 @@ def label_studio_task(row: dict[str, Any]) -> dict[str, Any]:
         "predictions": predictions,
         "meta": {"winnow": {"status": row["status"], "batch": row["batch"], "answer": row["answer"],
                             "decided_by": row["decided_by"], "agreement": row["agreement"], "is_gold": row["is_gold"],
-                            "sha256": row["image"]["sha256"]}},
+                            "sha256": row["image"]["sha256"],
+                            "annotators": [a["annotator"] for a in row["annotations"]]}},
         "created_at": row["created_at"],
     }
 
@@ -305,16 +319,19 @@ def folder_name(label: str) -> str:
 
 
 def _imagefolder(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
-    """Answered images as `<choice>/<sha256>.<ext>`, the ImageFolder layout, plus labels.csv.
+    """Answered images as `<choice>/<sha256>.<ext>`, the ImageFolder layout, plus labels.csv and the same
+    rows as metadata.csv (`file_name` first), which Hugging Face's imagefolder loader reads.
 
     Only completed tasks with an image and an answer go in; an image answered the same way by two
     tasks is written once. Images are stored, not deflated: they are compressed already.
     """
     sink = ZipStream()
     seen: set[tuple[str, str]] = set()
-    index = _Lines()
-    labels = csv.writer(index)
+    index, meta = _Lines(), _Lines()
+    labels, metadata = csv.writer(index), csv.writer(meta)
     labels.writerow(["path", "label", "task_id", "unique_id", "sha256", "decided_by", "agreement"])
+    # The same rows as Hugging Face's imagefolder loader reads them: `file_name`, then the label column.
+    metadata.writerow(["file_name", "label", "task_id", "unique_id", "sha256", "decided_by", "agreement"])
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as archive:  # type: ignore[arg-type]
         for chunk in _chunks((r for r in rows if r["status"] == "completed" and r["answer"] and r["image"]["sha256"]),
                              500):
@@ -327,10 +344,13 @@ def _imagefolder(rows: Iterator[dict[str, Any]]) -> Iterator[bytes]:
                 seen.add((folder, sha256))
                 extension = files[sha256].rsplit(".", 1)[-1] if "." in files[sha256] else "bin"
                 path = f"{folder}/{sha256}.{extension}"
-                labels.writerow([_csv_cell(v) for v in (path, row["answer"], row["id"], row["unique_id"], sha256,
-                                                        row["decided_by"], row["agreement"])])
+                cells = [_csv_cell(v) for v in (path, row["answer"], row["id"], row["unique_id"], sha256,
+                                                row["decided_by"], row["agreement"])]
+                labels.writerow(cells)
+                metadata.writerow(cells)
                 yield from copy_into(archive, sink, files[sha256], path)
         archive.writestr("labels.csv", index.take())
+        archive.writestr("metadata.csv", meta.take())
     yield sink.take()
 
 

@@ -143,3 +143,8 @@ def skip_task(*, task: Task, annotator: AbstractBaseUser) -> Task:
         if lease.skipped_at is None:
             Lease.objects.filter(pk=lease.pk).update(expires_at=now, skipped_at=now)
     return task
+
+
+def active_lease_count() -> int:
+    """Tasks leased to an annotator now (skipped leases are expired at once, so they do not count)."""
+    return Lease.objects.filter(expires_at__gt=timezone.now()).count()

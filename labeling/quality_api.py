@@ -245,7 +245,17 @@ def batch_consensus(request: Request, pk: int) -> Response:
     return Response(reports.consensus_estimates(batch=batch))
 
 
-@extend_schema(responses=dict)
+class PendingAuditSerializer(strict.Serializer):
+    """One open audit on the reviewer page's queue."""
+
+    task = serializers.IntegerField()
+    batch = serializers.IntegerField()
+    answer = serializers.IntegerField(allow_null=True)
+    answer_label = serializers.CharField(allow_null=True)
+    image_url = serializers.CharField(allow_null=True)
+
+
+@extend_schema(responses=PendingAuditSerializer(many=True))
 @api_view(["GET"])
 def pending_audits(request: Request, pk: int) -> Response:
     """Open audits the caller may take (the reviewer page's queue)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from winnow import serializers as strict
@@ -16,6 +17,7 @@ from .models import (
     Batch,
     BatchKind,
     Choice,
+    DecidedBy,
     Domain,
     Membership,
     Project,
@@ -33,6 +35,18 @@ def media_url(request: Any, name: str) -> str:
     if not url.startswith("/"):
         url = "/" + url
     return request.build_absolute_uri(url) if request is not None else url
+
+
+
+@extend_schema_field({"anyOf": [{"type": "string", "format": "uri", "maxLength": 2000},
+                                {"type": "string", "maxLength": 0}]})
+class URLOrBlankField(serializers.URLField):
+    """A URL, or "" for none: the schema says both, so an empty one is not a violation of it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_blank", True)
+        kwargs.setdefault("max_length", 2000)
+        super().__init__(**kwargs)
 
 
 class ChoiceSerializer(strict.ModelSerializer):
@@ -155,6 +169,7 @@ class MemberSerializer(strict.ModelSerializer):
 
 class BatchSerializer(strict.ModelSerializer):
     kind = serializers.ChoiceField(choices=BatchKind.choices, default=BatchKind.PRODUCTION)
+    callback_url = URLOrBlankField(required=False)
     counts = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
     gold_copies = serializers.SerializerMethodField(help_text="hidden gold copies mixed into this batch")
@@ -205,7 +220,10 @@ class AnnotationSerializer(strict.ModelSerializer):
 
 class TaskSerializer(strict.ModelSerializer):
     asset = AssetSerializer(read_only=True)
-    answer = serializers.CharField(source="final_choice.label", default=None, read_only=True)
+    source_url = URLOrBlankField(read_only=True)
+    # "" until the task has an answer; the read-only field a ModelSerializer builds would drop the blank.
+    decided_by = serializers.ChoiceField(choices=DecidedBy.choices, allow_blank=True, read_only=True)
+    answer = serializers.CharField(source="final_choice.label", default=None, allow_null=True, read_only=True)
     annotations = serializers.SerializerMethodField()
 
     class Meta:
@@ -329,9 +347,9 @@ class TaskFilterSerializer(strict.Serializer):
 
 
 class AuditRowSerializer(strict.ModelSerializer):
-    reviewer = serializers.CharField(source="reviewer.username", default=None, read_only=True)
-    answer_label = serializers.CharField(source="answer.label", default=None, read_only=True)
-    corrected_label = serializers.CharField(source="corrected_choice.label", default=None, read_only=True)
+    reviewer = serializers.CharField(source="reviewer.username", default=None, allow_null=True, read_only=True)
+    answer_label = serializers.CharField(source="answer.label", default=None, allow_null=True, read_only=True)
+    corrected_label = serializers.CharField(source="corrected_choice.label", default=None, allow_null=True, read_only=True)
 
     class Meta:
         model = Audit
@@ -344,8 +362,8 @@ class TaskDetailSerializer(TaskSerializer):
     """A task with everything the data manager's drawer shows: gold, audits, its batch's name."""
 
     batch_name = serializers.CharField(source="batch.name", read_only=True)
-    gold_choice = serializers.PrimaryKeyRelatedField(read_only=True)
-    gold_label = serializers.CharField(source="gold_choice.label", default=None, read_only=True)
+    gold_choice = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
+    gold_label = serializers.CharField(source="gold_choice.label", default=None, allow_null=True, read_only=True)
     audits = AuditRowSerializer(many=True, read_only=True)
 
     class Meta(TaskSerializer.Meta):

@@ -106,7 +106,7 @@ class RunViewSet(mixins.CreateModelMixin, mixins.ListModelMixin, mixins.Retrieve
 
     @extend_schema(parameters=[OpenApiParameter("after", int, description="only steps after this one")],
                    responses=MetricPointSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)  # capped, not paginated: the schema says a list
     def metrics(self, request: Request, pk: str | None = None) -> Response:
         """Loss curves, lr and speed by step; poll with `after` = the last step you have."""
         run = self.get_object()

@@ -224,6 +224,13 @@ def register(model: type[BackgroundJob], recover: Recovery) -> None:
     _recoveries[model._meta.label] = recover
 
 
+def registered_models() -> list[type[BackgroundJob]]:
+    """Every job kind an app registered, for the metrics."""
+    from django.apps import apps
+
+    return [apps.get_model(label) for label in _recoveries]
+
+
 def recover_stale(model: type[BackgroundJob], enqueue: Callable[[int], None], **changes: Any) -> list[int]:
     """The usual recovery: stale running jobs of `model` go back to queued (with `changes`), and
     `enqueue(pk)` sends each one's job again; the ids requeued."""

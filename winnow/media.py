@@ -6,6 +6,11 @@ registered is nobody's. A rule gets the signed-in user and the path split at "/"
 parts: folder, key, file), and answers yes or no. Superusers read everything.
 
 Anyone else gets 404, so a file's existence is not revealed; anonymous visitors get 401.
+
+A signed URL (`signed_url`) lets a tool without a session fetch one file until it expires (Label
+Studio's image URLs in an export): the path is signed with `django.core.signing` and the time it was
+signed, so it cannot be changed nor used after `SIGNED_MEDIA_URL_SECONDS`; anyone holding it may read
+that one file until then.
 """
 
 from __future__ import annotations
@@ -16,11 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from rest_framework.exceptions import AuthenticationFailed
-from rest_framework.request import Request
-from rest_framework.settings import api_settings
 
 Rule = Callable[[Any, list[str]], bool]
 
@@ -48,6 +51,11 @@ def may_read(user: Any, path: str) -> bool:
 
 def request_user(request: HttpRequest) -> Any:
     """The signed-in user, by session or by any of the API's authentication classes (a token), or None."""
+    # DRF inside: exports import this module for signed URLs, and domain modules never load DRF.
+    from rest_framework.exceptions import AuthenticationFailed
+    from rest_framework.request import Request
+    from rest_framework.settings import api_settings
+
     if request.user.is_authenticated:
         return request.user
     api_request = Request(request)
@@ -66,13 +74,51 @@ def serve(request: HttpRequest, path: str) -> HttpResponse:
     user = request_user(request)
     if user is None:
         return HttpResponse("sign in to see images", status=401, content_type="text/plain")
+    target = stored_file(path)
+    if not may_read(user, target.relative_to(Path(settings.MEDIA_ROOT).resolve()).as_posix()):
+        raise Http404("no such file")
+    response = _file_response(target)
+    # Content-addressed or keyed by a random token: a path never changes meaning, so browsers may keep it.
+    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    return response
+
+
+def stored_file(path: str) -> Path:
+    """The stored file at `path` inside the media root; 404 for anything else."""
     root = Path(settings.MEDIA_ROOT).resolve()
     target = (root / path).resolve()
     if root not in target.parents or not target.is_file():
         raise Http404("no such file")
-    if not may_read(user, target.relative_to(root).as_posix()):
-        raise Http404("no such file")
-    response = FileResponse(target.open("rb"), content_type=mimetypes.guess_type(target.name)[0] or "application/octet-stream")
-    # Content-addressed or keyed by a random token: a path never changes meaning, so browsers may keep it.
-    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    return target
+
+
+def _file_response(target: Path) -> FileResponse:
+    return FileResponse(target.open("rb"), content_type=mimetypes.guess_type(target.name)[0] or "application/octet-stream")
+
+
+SIGNED_SALT = "winnow.media.signed-url"
+SIGNED_PREFIX = "signed-media"
+
+
+def signed_url(base_url: str, path: str) -> str:
+    """An absolute URL that serves the stored file at `path` to anyone for SIGNED_MEDIA_URL_SECONDS."""
+    token = signing.dumps(path, salt=SIGNED_SALT)
+    return f"{base_url.rstrip('/')}/{SIGNED_PREFIX}/{token}/{Path(path).name}"
+
+
+def serve_signed(request: HttpRequest, token: str, filename: str) -> HttpResponse:
+    """Serve the file a signed URL names: 403 for a signature that does not verify, 410 once it expired."""
+    try:
+        path = signing.loads(token, salt=SIGNED_SALT, max_age=settings.SIGNED_MEDIA_URL_SECONDS)
+    except signing.SignatureExpired:
+        return HttpResponse("this link has expired; export again for fresh links", status=410,
+                            content_type="text/plain")
+    except signing.BadSignature:
+        return HttpResponse("this link is not valid; copy the whole link from the export", status=403,
+                            content_type="text/plain")
+    if not isinstance(path, str) or Path(path).name != filename:
+        return HttpResponse("this link is not valid; copy the whole link from the export", status=403,
+                            content_type="text/plain")
+    response = _file_response(stored_file(path))
+    response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -137,6 +137,10 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # Probes first: /healthz, /readyz, /metrics answer whatever Host the prober sends (winnow/health.py).
+    "winnow.health.ProbeMiddleware",
+    "winnow.logs.RequestIdMiddleware",
+    "winnow.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -273,6 +277,20 @@ SPECTACULAR_SETTINGS = {
     },
 }
 
+# Webhooks and callbacks: a failed delivery is retried after BASE, 2×BASE, 4×BASE… seconds (at most
+# MAX_DELAY apart) until WINDOW seconds after the event, then marked failed. Receivers are checked
+# against the same address rules as URL ingestion (INGEST_ALLOWED_HOSTS lets internal hosts through).
+WEBHOOK_RETRY_BASE_SECONDS = env_float("WEBHOOK_RETRY_BASE_SECONDS", 30, minimum=0.01)
+WEBHOOK_RETRY_MAX_DELAY_SECONDS = env_float("WEBHOOK_RETRY_MAX_DELAY_SECONDS", 3600, minimum=0.01)
+WEBHOOK_RETRY_WINDOW_SECONDS = env_float("WEBHOOK_RETRY_WINDOW_SECONDS", 24 * 3600, minimum=1)
+WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=0.1)
+WEBHOOK_QUEUE = env_str("WEBHOOK_QUEUE", "default")
+# After a secret rotation, deliveries are signed with the new and the previous secret for this long.
+WEBHOOK_SECRET_GRACE_HOURS = env_float("WEBHOOK_SECRET_GRACE_HOURS", 24, minimum=0)
+# Room between the longest countdown and the broker's visibility timeout: a busy worker picks a due
+# message up late.
+VISIBILITY_MARGIN_SECONDS = 600
+
 # Celery. The default broker is a folder on disk so `make run` needs no server.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL", "filesystem://")
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
@@ -285,6 +303,21 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
+# Redis (and SQS) hand a message that is not acknowledged within the visibility timeout to another worker.
+# A message with a countdown counts from when it was sent, so the timeout must outlast the longest countdown
+# the code uses (a webhook retry waits up to WEBHOOK_RETRY_MAX_DELAY_SECONDS) or every retry would run twice;
+# long jobs (training runs) are safe either way: a redelivered job finds its row claimed and beating.
+BROKER_VISIBILITY_TIMEOUT_SECONDS = env_int(
+    "BROKER_VISIBILITY_TIMEOUT_SECONDS", max(12 * 3600, int(WEBHOOK_RETRY_MAX_DELAY_SECONDS) * 2), minimum=1
+)
+if BROKER_VISIBILITY_TIMEOUT_SECONDS <= WEBHOOK_RETRY_MAX_DELAY_SECONDS + VISIBILITY_MARGIN_SECONDS:
+    raise ImproperlyConfigured(
+        f"BROKER_VISIBILITY_TIMEOUT_SECONDS ({BROKER_VISIBILITY_TIMEOUT_SECONDS}) must be more than "
+        f"WEBHOOK_RETRY_MAX_DELAY_SECONDS + {VISIBILITY_MARGIN_SECONDS} ({WEBHOOK_RETRY_MAX_DELAY_SECONDS:g} + "
+        f"{VISIBILITY_MARGIN_SECONDS}): raise it or lower the retry delay"
+    )
+if not CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": BROKER_VISIBILITY_TIMEOUT_SECONDS}
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_DEFAULT_QUEUE = "default"
@@ -338,29 +371,31 @@ INGEST_URL_RETRY_MAX_WAIT = env_float("INGEST_URL_RETRY_MAX_WAIT", 30, minimum=0
 INGEST_ALLOWED_HOSTS = env_hosts("INGEST_ALLOWED_HOSTS")
 THUMBNAIL_SIZE = env_int("THUMBNAIL_SIZE", 256, minimum=16)
 
-# Webhooks and callbacks: a failed delivery is retried after BASE, 2×BASE, 4×BASE… seconds (at most
-# MAX_DELAY apart) until WINDOW seconds after the event, then marked failed. Receivers are checked
-# against the same address rules as URL ingestion (INGEST_ALLOWED_HOSTS lets internal hosts through).
-WEBHOOK_RETRY_BASE_SECONDS = env_float("WEBHOOK_RETRY_BASE_SECONDS", 30, minimum=0.01)
-WEBHOOK_RETRY_MAX_DELAY_SECONDS = env_float("WEBHOOK_RETRY_MAX_DELAY_SECONDS", 3600, minimum=0.01)
-WEBHOOK_RETRY_WINDOW_SECONDS = env_float("WEBHOOK_RETRY_WINDOW_SECONDS", 24 * 3600, minimum=1)
-WEBHOOK_TIMEOUT_SECONDS = env_float("WEBHOOK_TIMEOUT_SECONDS", 10, minimum=0.1)
-WEBHOOK_QUEUE = env_str("WEBHOOK_QUEUE", "default")
-# After a secret rotation, deliveries are signed with the new and the previous secret for this long.
-WEBHOOK_SECRET_GRACE_HOURS = env_float("WEBHOOK_SECRET_GRACE_HOURS", 24, minimum=0)
 # The address clients reach this server at; callbacks sent by workers use it for image URLs.
 WINNOW_PUBLIC_URL = env_str("WINNOW_PUBLIC_URL", "http://localhost:8000")
+
+# Signed media URLs (Label Studio exports' image links) serve their file to anyone for this long.
+SIGNED_MEDIA_URL_SECONDS = env_int("SIGNED_MEDIA_URL_SECONDS", 7 * 24 * 3600, minimum=60)
 
 # Labeling defaults.
 LEASE_SECONDS = env_int("LEASE_SECONDS", 600, minimum=5)
 WINNOW_SIGNUP_ENABLED = env_bool("WINNOW_SIGNUP_ENABLED", False)
 
+# LOG_FORMAT=json writes one JSON object per line (time, level, logger, message, request_id; winnow/logs.py).
+LOG_FORMAT = env_str("LOG_FORMAT", "text")
+if LOG_FORMAT not in {"text", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT must be text or json, got {LOG_FORMAT!r}")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "winnow.logs.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", **({"formatter": "json"} if LOG_FORMAT == "json" else {})}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
 }
+# Celery replaces the root logger's handlers with its own unless told not to: JSON logs need ours.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"
+# /metrics: with a token, `Authorization: Bearer <token>`; without, loopback clients only (winnow/metrics.py).
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
 # Cookies: sent over HTTPS only unless DEBUG (or told otherwise), out of reach of page scripts (pages read
 # the CSRF token from their <meta>), and not sent with cross-site requests other than top-level navigation.

@@ -6,12 +6,16 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from labeling import views as labeling_views
 from winnow import media
-from winnow.views import LoginView, ObtainAuthToken, admin_login, healthz, signup
+from winnow.health import healthz, readyz
+from winnow.metrics import metrics
+from winnow.views import LoginView, ObtainAuthToken, admin_login, signup
 
 urlpatterns = [
     path("admin/login/", admin_login, name="admin-login"),  # before the admin's own, to throttle it
     path("admin/", admin.site.urls),
-    path("healthz", healthz, name="healthz"),
+    path("healthz", healthz, name="healthz"),  # probes are answered by winnow.health.ProbeMiddleware first;
+    path("readyz", readyz, name="readyz"),  # these routes name them for reverse()
+    path("metrics", metrics, name="metrics"),
     path("signup/", signup, name="signup"),
     path("api/v1/auth/token/", ObtainAuthToken.as_view(), name="api-token"),
     path("api/v1/", include("labeling.urls")),
@@ -26,6 +30,7 @@ urlpatterns = [
     path("login/", LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     re_path(rf"^{settings.MEDIA_URL.strip('/')}/(?P<path>.+)$", media.serve, name="media"),
+    re_path(rf"^{media.SIGNED_PREFIX}/(?P<token>[^/]+)/(?P<filename>[^/]+)$", media.serve_signed, name="media-signed"),
     path("", include("labeling.page_urls")),
     path("", include("training.page_urls")),
     path("", labeling_views.home, name="home"),
