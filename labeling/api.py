@@ -53,13 +53,17 @@ from .permissions import (
 from .serializers import (
     AccountCreateSerializer,
     AccountSerializer,
+    AnnotationResultSerializer,
     AnswerSerializer,
     AssetSerializer,
     BatchSerializer,
+    BulkAnswerResultSerializer,
     IngestResultSerializer,
     MemberSerializer,
     MemberWriteSerializer,
+    ProgressSerializer,
     ProjectSerializer,
+    SkipResultSerializer,
     TaskBulkResultSerializer,
     TaskBulkSerializer,
     TaskDetailSerializer,
@@ -321,7 +325,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
         tasks = leasing.lease_tasks(project=_pk(pk), annotator=request.user, count=body.validated_data["count"])
         return Response({"tasks": LeasedTaskSerializer(tasks, many=True, context={"request": request}).data})
 
-    @extend_schema(request=BulkAnswerSerializer, responses={200: dict})
+    @extend_schema(request=BulkAnswerSerializer, responses={200: BulkAnswerResultSerializer})
     @action(detail=True, methods=["post"], url_path="annotations/bulk", permission_classes=LABELING_PERMISSIONS)
     def bulk_annotations(self, request: Request, pk: str | None = None) -> Response:
         """Answer many leased tasks at once (grid mode); each item succeeds or fails on its own."""
@@ -332,7 +336,7 @@ class ProjectViewSet(viewsets.ModelViewSet):
         summary = {s: sum(1 for r in results if r["status"] == s) for s in ("created", "duplicate", "rejected")}
         return Response({"summary": summary, "results": results})
 
-    @extend_schema(request=None, responses={200: dict})
+    @extend_schema(request=None, responses={200: ProgressSerializer})
     @action(detail=True, methods=["get"], permission_classes=[IsProjectMember])
     def progress(self, request: Request, pk: str | None = None) -> Response:
         """Open batches' done and remaining tasks and the caller's answer count, for the annotator page."""
@@ -471,7 +475,7 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gen
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().list(request, *args, **kwargs)
 
-    @extend_schema(request=AnswerSerializer, responses={201: dict, 200: dict})
+    @extend_schema(request=AnswerSerializer, responses={201: AnnotationResultSerializer, 200: AnnotationResultSerializer})
     @action(detail=True, methods=["post"], permission_classes=LABELING_PERMISSIONS)
     def annotations(self, request: Request, pk: str | None = None) -> Response:
         """Answer a leased task. Idempotent: repeating the same answer returns the first (200)."""
@@ -488,7 +492,7 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gen
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
         )
 
-    @extend_schema(request=None, responses={200: dict})
+    @extend_schema(request=None, responses={200: SkipResultSerializer})
     @action(detail=True, methods=["post"], permission_classes=LABELING_PERMISSIONS)
     def skip(self, request: Request, pk: str | None = None) -> Response:
         """Give your lease on the task back unanswered; you will not get it again right away."""
@@ -528,7 +532,7 @@ class SplitViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
         split = splits.approve_split(split=self.get_object(), approved_by=request.user)
         return Response(SplitSerializer(split).data)
 
-    @extend_schema(request=None, responses={200: dict})
+    @extend_schema(request=None, responses={(200, "application/json"): OpenApiTypes.OBJECT})
     @action(detail=True, methods=["get"])
     def manifest(self, request: Request, pk: str | None = None) -> HttpResponse:
         """The manifest exactly as stored: its sha256 is the split's `manifest_sha256`."""

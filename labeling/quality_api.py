@@ -25,10 +25,19 @@ from .permissions import require_role
 from .serializers import (
     AnnotatorRowSerializer,
     AnnotatorStateSerializer,
+    AuditDrawnSerializer,
+    AuditPlanSerializer,
+    AuditVerdictResultSerializer,
     BatchAuditSerializer,
+    BatchQualitySerializer,
+    CalibrationReportSerializer,
+    ConsensusEstimatesSerializer,
     GoldAccuracyQuerySerializer,
     GoldAccuracySerializer,
+    GoldSetSerializer,
     PauseSerializer,
+    RequeuedSerializer,
+    StandingSerializer,
     media_url,
 )
 
@@ -85,7 +94,7 @@ class RelabelSerializer(strict.Serializer):
                                     help_text="all tasks, or only those with an answer the audit found wrong")
 
 
-@extend_schema(request=GoldSerializer, responses=dict)
+@extend_schema(request=GoldSerializer, responses=GoldSetSerializer)
 @api_view(["POST"])
 def task_gold(request: Request, pk: int) -> Response:
     """The owner confirms or corrects a calibration task's answer; it becomes a gold task."""
@@ -98,7 +107,7 @@ def task_gold(request: Request, pk: int) -> Response:
                      "answer": task.gold_choice.label if task.gold_choice else None})
 
 
-@extend_schema(request=AuditVerdictSerializer, responses=dict)
+@extend_schema(request=AuditVerdictSerializer, responses=AuditVerdictResultSerializer)
 @api_view(["POST"])
 def task_audit(request: Request, pk: int) -> Response:
     """A reviewer marks a sampled task's answer correct, or gives the right choice."""
@@ -113,7 +122,7 @@ def task_audit(request: Request, pk: int) -> Response:
                      "batch_status": audit.batch.status})
 
 
-@extend_schema(responses=dict)
+@extend_schema(responses=CalibrationReportSerializer)
 @api_view(["GET"])
 def calibration_report(request: Request, pk: int) -> Response:
     project = _project(pk)
@@ -130,7 +139,7 @@ def annotators(request: Request, pk: int) -> Response:
     return Response(reports.annotator_table(project=project))
 
 
-@extend_schema(responses=dict)
+@extend_schema(responses=StandingSerializer)
 @api_view(["GET"])
 def me(request: Request, pk: int) -> Response:
     """The caller's own standing in the project: role, pause, and gold accuracy (overall and recent).
@@ -145,7 +154,7 @@ def me(request: Request, pk: int) -> Response:
     return Response(reports.my_standing(project=project, membership=membership))
 
 
-@extend_schema(request=None, responses=dict)
+@extend_schema(request=None, responses=RequeuedSerializer)
 @api_view(["POST"])
 def annotator_reinstate(request: Request, pk: int, username: str) -> Response:
     project = _project(pk)
@@ -184,7 +193,7 @@ def project_batch_audits(request: Request, pk: int) -> Response:
     return Response(BatchAuditSerializer(reports.audit_overview(project=project), many=True).data)
 
 
-@extend_schema(request=None, responses=dict)
+@extend_schema(request=None, responses=RequeuedSerializer)
 @api_view(["POST"])
 def annotator_relabel(request: Request, pk: int, username: str) -> Response:
     """Discard an annotator's answers on batches not yet accepted and send those tasks back."""
@@ -194,7 +203,7 @@ def annotator_relabel(request: Request, pk: int, username: str) -> Response:
 
 
 @extend_schema(
-    request=DrawSerializer, responses=dict,
+    request=DrawSerializer, responses={200: AuditPlanSerializer, 201: AuditDrawnSerializer},
     parameters=[OpenApiParameter("size", int), OpenApiParameter("width", float)],
 )
 @api_view(["GET", "POST"])
@@ -216,7 +225,7 @@ def batch_audit(request: Request, pk: int) -> Response:
     )
 
 
-@extend_schema(responses=dict)
+@extend_schema(responses=BatchQualitySerializer)
 @api_view(["GET"])
 def batch_quality(request: Request, pk: int) -> Response:
     batch = _batch(pk)
@@ -224,7 +233,7 @@ def batch_quality(request: Request, pk: int) -> Response:
     return Response(reports.batch_quality(batch=batch))
 
 
-@extend_schema(request=RelabelSerializer, responses=dict)
+@extend_schema(request=RelabelSerializer, responses=RequeuedSerializer)
 @api_view(["POST"])
 def batch_relabel(request: Request, pk: int) -> Response:
     batch = _batch(pk)
@@ -236,7 +245,7 @@ def batch_relabel(request: Request, pk: int) -> Response:
     return Response({"batch": batch.pk, "status": batch.status, "requeued": count})
 
 
-@extend_schema(responses=dict)
+@extend_schema(responses=ConsensusEstimatesSerializer)
 @api_view(["GET"])
 def batch_consensus(request: Request, pk: int) -> Response:
     """Dawid–Skene estimates beside the majority answer, with low-agreement flags."""

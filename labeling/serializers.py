@@ -436,3 +436,132 @@ class BatchAuditSerializer(strict.Serializer):
     max_error_rate = serializers.FloatField()
     decision = serializers.ChoiceField(choices=["accepted", "rejected", "pending"])
     summary = serializers.CharField()
+
+
+# --- responses of the quality, labeling and split routes (declared for the OpenAPI schema) --------------
+
+
+class AccuracyCellSerializer(strict.Serializer):
+    correct = serializers.IntegerField()
+    total = serializers.IntegerField()
+    accuracy = serializers.FloatField()
+
+
+class CalibrationReportSerializer(strict.Serializer):
+    tasks = serializers.IntegerField()
+    reviewed = serializers.IntegerField(help_text="calibration tasks with the owner's answer (gold)")
+    answers = serializers.IntegerField()
+    accuracy = serializers.FloatField(allow_null=True)
+    per_choice = serializers.DictField(child=AccuracyCellSerializer(), help_text="by the gold choice's label")
+    per_annotator = serializers.DictField(child=AccuracyCellSerializer(), help_text="by username")
+    labels = serializers.ListField(child=serializers.CharField())
+    confusion = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()),
+                                      help_text="rows: the gold label, columns: the answer, in `labels` order")
+    median_duration_ms = serializers.FloatField(allow_null=True)
+    approved = serializers.BooleanField()
+
+
+class BatchQualitySerializer(strict.Serializer):
+    batch = serializers.IntegerField()
+    status = serializers.CharField()
+    round = serializers.IntegerField()
+    seed = serializers.IntegerField(allow_null=True)
+    plan = serializers.DictField()
+    audited = serializers.IntegerField()
+    pending = serializers.IntegerField()
+    errors = serializers.IntegerField()
+    error_rate = serializers.FloatField(allow_null=True)
+    wilson = serializers.ListField(child=serializers.FloatField(), help_text="95% interval of the error rate")
+    clopper_pearson = serializers.ListField(child=serializers.FloatField(), help_text="exact 95% interval")
+    max_error_rate = serializers.FloatField()
+    decision = serializers.CharField(allow_null=True)
+    per_choice = serializers.DictField()
+    consensus = serializers.DictField()
+    gold = serializers.DictField(child=serializers.IntegerField())
+    summary = serializers.CharField(help_text='e.g. "1 error in 200 audited"')
+
+
+class ConsensusEstimatesSerializer(strict.Serializer):
+    tasks = serializers.ListField(child=serializers.DictField(), help_text="per task: majority and Dawid–Skene")
+    flagged = serializers.IntegerField()
+    iterations = serializers.IntegerField()
+
+
+class AuditPlanSerializer(strict.Serializer):
+    requested = serializers.IntegerField(allow_null=True)
+    size = serializers.IntegerField()
+    population = serializers.IntegerField()
+    strata = serializers.DictField(child=serializers.IntegerField())
+    max_error_rate = serializers.FloatField()
+    clean_audits_needed = serializers.IntegerField()
+    upper_bound_if_clean = serializers.FloatField()
+    can_accept = serializers.BooleanField()
+    explanation = serializers.CharField()
+
+
+class AuditDrawnSerializer(strict.Serializer):
+    batch = serializers.IntegerField()
+    status = serializers.CharField()
+    round = serializers.IntegerField()
+    seed = serializers.IntegerField()
+    plan = AuditPlanSerializer()
+    tasks = serializers.ListField(child=serializers.IntegerField())
+
+
+class StandingSerializer(strict.Serializer):
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices)
+    paused = serializers.BooleanField()
+    paused_reason = serializers.CharField(allow_blank=True)
+    gold_accuracy = serializers.DictField(allow_null=True, help_text="in whole blocks of gold answers")
+    gold_feedback_block = serializers.IntegerField()
+    scored_since = serializers.DateTimeField(allow_null=True)
+    min_gold_accuracy = serializers.FloatField()
+    min_gold_answers = serializers.IntegerField()
+
+
+class ProgressSerializer(strict.Serializer):
+    mine = serializers.IntegerField()
+    done = serializers.IntegerField()
+    remaining = serializers.IntegerField()
+    batches = serializers.ListField(child=serializers.DictField())
+    gold_accuracy = serializers.FloatField(allow_null=True)
+
+
+class GoldSetSerializer(strict.Serializer):
+    task = serializers.IntegerField()
+    is_gold = serializers.BooleanField()
+    gold_choice = serializers.IntegerField(allow_null=True)
+    answer = serializers.CharField(allow_null=True, help_text="the gold choice's label")
+
+
+class AuditVerdictResultSerializer(strict.Serializer):
+    task = serializers.IntegerField()
+    verdict = serializers.CharField()
+    corrected_choice = serializers.IntegerField(allow_null=True)
+    batch_status = serializers.CharField()
+
+
+class RequeuedSerializer(strict.Serializer):
+    username = serializers.CharField(required=False)
+    paused = serializers.BooleanField(required=False)
+    batch = serializers.IntegerField(required=False)
+    status = serializers.CharField(required=False)
+    requeued = serializers.IntegerField(required=False)
+
+
+class BulkAnswerResultSerializer(strict.Serializer):
+    summary = serializers.DictField(child=serializers.IntegerField(), help_text="created, duplicate, rejected")
+    results = serializers.ListField(child=serializers.DictField(), help_text="per item: status, task, code, detail")
+
+
+class AnnotationResultSerializer(strict.Serializer):
+    id = serializers.IntegerField()
+    task = serializers.IntegerField()
+    choice = serializers.IntegerField()
+    created = serializers.BooleanField(required=False)
+
+
+class SkipResultSerializer(strict.Serializer):
+    task = serializers.IntegerField()
+    skipped = serializers.BooleanField()

@@ -59,3 +59,18 @@ def test_empty_urls_and_an_undecided_task_fit_the_schema(schema: dict[str, Any])
     assert {"type": "string", "maxLength": 0} in schema["components"]["schemas"]["Batch"]["properties"]["callback_url"]["anyOf"]
     detail = schema["components"]["schemas"]["TaskDetail"]["properties"]
     assert detail["gold_choice"]["nullable"] and detail["gold_label"]["nullable"] and detail["answer"]["nullable"]
+
+
+def test_the_quality_and_labeling_routes_declare_their_response_shapes():
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    paths = schema["paths"]
+
+    def ref(path, method, code="200"):
+        return paths[path][method]["responses"][code]["content"]["application/json"]["schema"].get("$ref", "")
+
+    assert ref("/api/v1/batches/{id}/quality/", "get").endswith("/BatchQuality")
+    assert ref("/api/v1/projects/{id}/calibration/", "get").endswith("/CalibrationReport")
+    assert ref("/api/v1/batches/{id}/audit/", "post", "201").endswith("/AuditDrawn")
+    assert ref("/api/v1/projects/{id}/annotations/bulk/", "post").endswith("/BulkAnswerResult")
