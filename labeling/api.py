@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from winnow import serializers as strict
 from winnow.parsers import UrlListJSONParser
 
-from . import accounts, answers, curation, exports, ingest, leasing, projects, reports, splits, webhooks
+from . import accounts, answers, curation, exports, formats, ingest, leasing, projects, reports, splits, webhooks
 from .exceptions import Conflict
 from .models import (
     Annotation,
@@ -291,18 +291,18 @@ class ProjectViewSet(viewsets.ModelViewSet):
         return Response(BatchSerializer(project.batches.alive(), many=True).data)
 
     @extend_schema(
-        parameters=[OpenApiParameter("format", str, enum=sorted(exports.WRITERS), description="default json")],
+        parameters=[OpenApiParameter("format", str, enum=sorted(formats.WRITERS), description="default json")],
         responses=EXPORT_RESPONSES,
     )
     @action(detail=True, methods=["get"], permission_classes=[IsProjectOwner])
     def export(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
         project = self.get_object()
         fmt = request.query_params.get("format", "json")
-        writer = exports.WRITERS.get(fmt)
+        writer = formats.WRITERS.get(fmt)
         if writer is None:
-            raise ValidationError({"format": [f"unknown format {fmt!r}; use one of {sorted(exports.WRITERS)}"]})
+            raise ValidationError({"format": [f"unknown format {fmt!r}; use one of {sorted(formats.WRITERS)}"]})
         batch_id = request.query_params.get("batch")
-        rows = exports.task_rows(project=project, base_url=request.build_absolute_uri("/"), batch_id=batch_id)
+        rows = formats.task_rows(project=project, base_url=request.build_absolute_uri("/"), batch_id=batch_id)
         response = StreamingHttpResponse(writer.stream(rows), content_type=writer.content_type)
         response["Content-Disposition"] = f'attachment; filename="project-{project.pk}.{writer.extension}"'
         return response
@@ -555,7 +555,7 @@ class SplitViewSet(mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     def export_cyclegan(self, request: Request, pk: str | None = None) -> StreamingHttpResponse:
         """An approved split as trainA/, trainB/, testA/, testB/ (and valA/, valB/) with manifest.json, streamed."""
         split = self.get_object()
-        chunks = exports.stream_cyclegan_zip(split)
+        chunks = formats.stream_cyclegan_zip(split)
         first = next(chunks)  # refuses a draft split now, while a 409 can still be sent
         response = StreamingHttpResponse(itertools.chain([first], chunks), content_type="application/zip")
         response["Content-Disposition"] = f'attachment; filename="split-{split.project_id}-v{split.version}-cyclegan.zip"'

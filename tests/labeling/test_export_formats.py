@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 from django.core.files.storage import default_storage
 
-from labeling import exports, ingest, projects, splits
+from labeling import exports, formats, ingest, projects, splits
 from labeling.models import Asset, Batch, BatchStatus, DecidedBy, Export, ExportStatus, Project, Split, Task, TaskStatus
 from tests.conftest import png_bytes, wait_for
 from tests.labeling.test_webhooks import answer_all
@@ -52,7 +52,7 @@ def test_csv_has_a_row_per_task_and_defuses_formulas(labeled: Project, alice: An
     text = body_of(response).decode("utf-8")
     assert text.startswith("\ufeff")
     rows = list(csv.DictReader(io.StringIO(text[1:])))
-    assert list(rows[0]) == exports.CSV_COLUMNS
+    assert list(rows[0]) == formats.CSV_COLUMNS
     assert [r["id"] for r in rows] == [str(pk) for pk in Task.objects.order_by("id").values_list("id", flat=True)]
     assert [r["answer"] for r in rows] == ["Anime", "Anime", ""]
     assert [r["status"] for r in rows] == ["completed", "completed", "queued"]
@@ -117,10 +117,10 @@ def test_imagefolder_zip_holds_answered_images_by_choice(labeled: Project, alice
 
 
 def test_folder_names_are_safe_path_components() -> None:
-    assert exports.folder_name("cats/dogs") == "cats_dogs"
-    assert exports.folder_name("../../etc") == "_.._etc"
-    assert exports.folder_name("...") == "_"
-    assert exports.folder_name("Photo réaliste") == "Photo réaliste"
+    assert formats.folder_name("cats/dogs") == "cats_dogs"
+    assert formats.folder_name("../../etc") == "_.._etc"
+    assert formats.folder_name("...") == "_"
+    assert formats.folder_name("Photo réaliste") == "Photo réaliste"
 
 
 @pytest.mark.django_db
@@ -255,9 +255,9 @@ def test_exports_are_for_owners_and_downloads_wait_until_done(labeled: Project, 
     base = f"/api/v1/projects/{labeled.pk}/exports/"
 
     assert client_for(alice).get(f"{base}{row.pk}/download/").status_code == 409
-    for persona in (bob, mallory):
-        assert client_for(persona).post(base, {"format": "csv"}, format="json").status_code == 403
-        assert client_for(persona).get(f"{base}{row.pk}/").status_code == 403
+    for persona, refused in ((bob, 403), (mallory, 404)):  # a member is told who may; a stranger learns nothing
+        assert client_for(persona).post(base, {"format": "csv"}, format="json").status_code == refused
+        assert client_for(persona).get(f"{base}{row.pk}/").status_code == refused
     draft = approved_split(labeled, alice, approve=False)
     refused = client_for(alice).post(base, {"format": "cyclegan", "split": draft.pk}, format="json")
     assert refused.status_code == 409
