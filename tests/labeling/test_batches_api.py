@@ -5,6 +5,9 @@ import pytest
 from labeling import answers, leasing
 from labeling.models import Batch
 
+# A member in another role is told who may (403); a stranger learns nothing, not even that it exists (404).
+REFUSED = {"bob": 403, "carol": 403, "mallory": 404}
+
 pytestmark = pytest.mark.django_db
 
 
@@ -74,9 +77,9 @@ def test_batch_names_are_unique_per_project(project, alice, client_for):
 @pytest.mark.parametrize("who", ["bob", "carol", "mallory"])
 def test_only_owners_create_or_finalize_batches(project, client_for, make_batch, who, request):
     client = client_for(request.getfixturevalue(who))
-    assert client.post(f"/api/v1/projects/{project.pk}/batches/", {"name": "y", "kind": "calibration"}).status_code == 404
+    assert client.post(f"/api/v1/projects/{project.pk}/batches/", {"name": "y", "kind": "calibration"}).status_code == REFUSED[who]
     batch = make_batch(project, 1, finalize=False)
-    assert client.post(f"/api/v1/batches/{batch.pk}/finalize/").status_code == 404
+    assert client.post(f"/api/v1/batches/{batch.pk}/finalize/").status_code == REFUSED[who]
     batch.refresh_from_db()
     assert batch.status == "open"
 

@@ -4,6 +4,9 @@ import pytest
 
 from labeling.models import Membership
 
+# A member in another role is told who may (403); a stranger learns nothing, not even that it exists (404).
+REFUSED = {"bob": 403, "carol": 403, "mallory": 404}
+
 pytestmark = pytest.mark.django_db
 
 
@@ -43,6 +46,6 @@ def test_the_last_owner_cannot_be_removed(project, alice, client_for):
 @pytest.mark.parametrize("who", ["bob", "carol", "mallory"])
 def test_only_owners_manage_members(project, client_for, who, request):
     client = client_for(request.getfixturevalue(who))
-    assert client.post(f"/api/v1/projects/{project.pk}/members/", {"username": who, "role": "owner"}).status_code == 404
-    assert client.delete(f"/api/v1/projects/{project.pk}/members/dave/").status_code == 404
+    assert client.post(f"/api/v1/projects/{project.pk}/members/", {"username": who, "role": "owner"}).status_code == REFUSED[who]
+    assert client.delete(f"/api/v1/projects/{project.pk}/members/dave/").status_code == REFUSED[who]
     assert not Membership.objects.filter(project=project, role="owner").exclude(user__username="alice").exists()
