@@ -42,9 +42,10 @@ MAX_ID = 2**63 - 1
 
 def labeling_membership(project: Project, annotator: AbstractBaseUser) -> Membership:
     membership = Membership.objects.filter(project=project, user=annotator).first()
-    if membership is None:
-        raise NotAllowed("you are not a member of this project")
-    check_labeling_membership(membership.pk, membership.paused_at, membership.paused_reason)
+    check_labeling_membership(None if membership is None else membership.pk,
+                              None if membership is None else membership.paused_at,
+                              "" if membership is None else membership.paused_reason)
+    assert membership is not None  # refused above
     return membership
 
 
@@ -118,9 +119,10 @@ def is_row_id(value: int) -> bool:
 
 
 def check_labeling_membership(member_id: int | None, paused_at: datetime | None, paused_reason: str) -> None:
-    """Refuse a non-member (no membership row) or a paused annotator, from a membership row's fields."""
+    """Refuse a non-member (no membership row: 404, as for a project that does not exist, so nothing tells a
+    stranger it is there) or a paused annotator (403), from a membership row's fields."""
     if member_id is None:
-        raise NotAllowed("you are not a member of this project")
+        raise NotFound("no such project here: it does not exist or you are not a member of it")
     if paused_at is not None:
         raise NotAllowed(f"your labeling on this project is paused: {paused_reason or 'ask the owner'}", code="paused")
 

@@ -112,10 +112,10 @@ def test_204_when_nothing_is_left(project, bob, client_for, make_batch):
 
 def test_a_non_member_can_neither_lease_nor_answer(project, bob, mallory, client_for, make_batch):
     make_batch(project, 1)
-    assert next_task(client_for(mallory), project).status_code == 403
+    assert next_task(client_for(mallory), project).status_code == 404
     task_id = next_task(client_for(bob), project).data["id"]
-    assert answer(client_for(mallory), task_id, choice(project).pk).status_code == 403
-    assert client_for(mallory).post(f"/api/v1/projects/{project.pk}/next-tasks/", {"count": 3}).status_code == 403
+    assert answer(client_for(mallory), task_id, choice(project).pk).status_code == 404
+    assert client_for(mallory).post(f"/api/v1/projects/{project.pk}/next-tasks/", {"count": 3}).status_code == 404
     assert Annotation.objects.count() == 0
 
 
@@ -354,7 +354,7 @@ def test_bulk_refuses_an_empty_or_oversized_list_and_non_members(project, bob, m
     assert client_for(bob).post(url, {"answers": []}, format="json").status_code == 400
     too_many = [{"task": 1, "choice": 1}] * (answers.MAX_BULK_ANSWERS + 1)
     assert client_for(bob).post(url, {"answers": too_many}, format="json").status_code == 400
-    assert client_for(mallory).post(url, {"answers": [{"task": 1, "choice": 1}]}, format="json").status_code == 403
+    assert client_for(mallory).post(url, {"answers": [{"task": 1, "choice": 1}]}, format="json").status_code == 404
 
 
 # --- progress ---------------------------------------------------------------------------------

@@ -54,9 +54,9 @@ def test_the_calibration_report_scores_answers_against_the_owners_gold(reviewed_
 
 def test_only_owners_review_calibration(reviewed_calibration, project, bob, carol, mallory, client_for):
     task = reviewed_calibration.tasks.first()
-    for user in (bob, carol, mallory):
-        assert client_for(user).post(f"/api/v1/tasks/{task.pk}/gold/", {"choice": choice_id(project, "Anime")}).status_code == 403
-        assert client_for(user).get(f"/api/v1/projects/{project.pk}/calibration/").status_code == 403
+    for user, refused in ((bob, 403), (carol, 403), (mallory, 404)):  # a stranger learns nothing
+        assert client_for(user).post(f"/api/v1/tasks/{task.pk}/gold/", {"choice": choice_id(project, "Anime")}).status_code == refused
+        assert client_for(user).get(f"/api/v1/projects/{project.pk}/calibration/").status_code == refused
     task.refresh_from_db()
     assert task.gold_choice.label == "Photorealistic"
 
@@ -214,10 +214,10 @@ def test_reviewers_cannot_audit_their_own_answers_or_tasks_outside_the_sample(la
 
 def test_annotators_and_strangers_cannot_audit(labeled_production, project, alice, dave, mallory, client_for):
     drawn = client_for(alice).post(f"/api/v1/batches/{labeled_production.pk}/audit/", {"size": 2}, format="json").data
-    for user in (dave, mallory):
-        assert client_for(user).post(f"/api/v1/tasks/{drawn['tasks'][0]}/audit/", {"correct": True}, format="json").status_code == 403
-        assert client_for(user).post(f"/api/v1/batches/{labeled_production.pk}/audit/", {"size": 2}, format="json").status_code == 403
-    assert client_for(mallory).get(f"/api/v1/batches/{labeled_production.pk}/quality/").status_code == 403
+    for user, refused in ((dave, 403), (mallory, 404)):  # a stranger learns nothing
+        assert client_for(user).post(f"/api/v1/tasks/{drawn['tasks'][0]}/audit/", {"correct": True}, format="json").status_code == refused
+        assert client_for(user).post(f"/api/v1/batches/{labeled_production.pk}/audit/", {"size": 2}, format="json").status_code == refused
+    assert client_for(mallory).get(f"/api/v1/batches/{labeled_production.pk}/quality/").status_code == 404
 
 
 @pytest.mark.django_db(transaction=True)
