@@ -2,7 +2,8 @@
 
 CycleGAN is trained on unpaired data, so its output usually has no ground truth. Here it does:
 domain B is a deterministic image filter applied to photographs (by default a "cartoon" look:
-edge-preserving smoothing, colour quantisation, dark edges), so for a held-out photograph `a` the
+edge-preserving smoothing, colour quantisation, dark edges; or `colour_grade`, a global "teal and
+orange" film grade), so for a held-out photograph `a` the
 right answer of G_AB is `filter(a)`, and PSNR and SSIM say how close a run gets. For B->A the
 target is `a` itself, which measures how much of the photograph the filter left recoverable.
 
@@ -64,7 +65,22 @@ def cartoon(image: Image.Image, *, levels: int = 8, edge_threshold: float = 0.1,
     return Image.fromarray((np.clip(out, 0, 1) * 255).round().astype(np.uint8))
 
 
-FILTERS: dict[str, ImageFilter] = {"cartoon": cartoon}
+def colour_grade(image: Image.Image, *, contrast: float = 1.5, saturation: float = 0.6,
+                 shadows: tuple[float, float, float] = (-0.2, 0.05, 0.25),
+                 highlights: tuple[float, float, float] = (0.25, 0.08, -0.2)) -> Image.Image:
+    """Deterministic "teal and orange" film grade, the same function of each pixel's colour everywhere:
+    contrast about mid-grey, less saturation, then shadows pushed towards teal and highlights towards
+    orange (split toning, weighted by luma). Global and pointwise, so a network that learns it can
+    match it almost exactly; it is not a per-channel affine map, so colour transfer only approximates it."""
+    x = np.asarray(image.convert("RGB"), dtype=np.float64) / 255  # (H, W, 3)
+    x = np.clip(0.5 + (x - 0.5) * contrast, 0, 1)
+    luma = x @ np.array([0.299, 0.587, 0.114])  # (H, W)
+    x = luma[..., None] + (x - luma[..., None]) * saturation
+    tone = (1 - luma[..., None]) * np.array(shadows) + luma[..., None] * np.array(highlights)
+    return Image.fromarray((np.clip(x + tone, 0, 1) * 255).round().astype(np.uint8))
+
+
+FILTERS: dict[str, ImageFilter] = {"cartoon": cartoon, "colour_grade": colour_grade}
 
 
 def resolve_filter(spec: str | ImageFilter) -> tuple[str, ImageFilter]:
