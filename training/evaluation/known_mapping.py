@@ -65,19 +65,22 @@ def cartoon(image: Image.Image, *, levels: int = 8, edge_threshold: float = 0.1,
     return Image.fromarray((np.clip(out, 0, 1) * 255).round().astype(np.uint8))
 
 
-def colour_grade(image: Image.Image, *, contrast: float = 1.5, saturation: float = 0.6,
-                 shadows: tuple[float, float, float] = (-0.2, 0.05, 0.25),
-                 highlights: tuple[float, float, float] = (0.25, 0.08, -0.2)) -> Image.Image:
+def colour_grade(image: Image.Image, *, contrast: float = 4.0, saturation: float = 0.45, tone: float = 0.45,
+                 shadows: tuple[float, float, float] = (0.0, 0.45, 0.55),
+                 highlights: tuple[float, float, float] = (1.0, 0.6, 0.25)) -> Image.Image:
     """Deterministic "teal and orange" film grade, the same function of each pixel's colour everywhere:
-    contrast about mid-grey, less saturation, then shadows pushed towards teal and highlights towards
-    orange (split toning, weighted by luma). Global and pointwise, so a network that learns it can
-    match it almost exactly; it is not a per-channel affine map, so colour transfer only approximates it."""
+    an S-shaped tone curve (tanh of slope `contrast` about mid-grey, rescaled to keep black and white),
+    less saturation about luma, then split toning, shadows blended towards teal and highlights towards
+    orange by luma. Each step stays inside the colour cube, so almost nothing clips and the grade can
+    be undone: what a cycle-consistent translation is able to learn. Global and pointwise, so a network
+    that learns it can match it almost exactly; it is not a per-channel affine map, so colour transfer
+    only approximates it."""
     x = np.asarray(image.convert("RGB"), dtype=np.float64) / 255  # (H, W, 3)
-    x = np.clip(0.5 + (x - 0.5) * contrast, 0, 1)
-    luma = x @ np.array([0.299, 0.587, 0.114])  # (H, W)
-    x = luma[..., None] + (x - luma[..., None]) * saturation
-    tone = (1 - luma[..., None]) * np.array(shadows) + luma[..., None] * np.array(highlights)
-    return Image.fromarray((np.clip(x + tone, 0, 1) * 255).round().astype(np.uint8))
+    x = 0.5 + 0.5 * np.tanh(contrast * (x - 0.5)) / np.tanh(contrast / 2)
+    luma = (x @ np.array([0.299, 0.587, 0.114]))[..., None]  # (H, W, 1)
+    x = luma + (x - luma) * saturation
+    x = x + tone * (1 - luma) * (np.array(shadows) - x) + tone * luma * (np.array(highlights) - x)
+    return Image.fromarray((np.clip(x, 0, 1) * 255).round().astype(np.uint8))
 
 
 FILTERS: dict[str, ImageFilter] = {"cartoon": cartoon, "colour_grade": colour_grade}
