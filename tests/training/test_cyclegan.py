@@ -70,6 +70,46 @@ def test_config_defaults_are_the_papers() -> None:
     assert (cfg.lr, cfg.beta1, cfg.batch_size, cfg.epochs, cfg.decay_epochs) == (2e-4, 0.5, 1, 100, 100)
     assert CycleGANConfig(image_size=128).n_blocks == 6
     assert CycleGANConfig(image_size=128, n_blocks=9).n_blocks == 9
+    # Every data-efficiency option is off: the paper's generator, discriminator, objective and optimiser.
+    assert cfg.recipe == "paper" and (cfg.residual, cfg.colour_head, cfg.upsample) == (False, False, "transpose")
+    assert (cfg.diffaug, cfg.spectral_norm, cfg.r1_gamma, cfg.lr_d_ratio) == ("none", False, 0.0, 1.0)
+    assert CycleGANConfig(recipe="paper") == cfg
+
+
+def test_the_paper_recipe_builds_the_reference_networks_exactly() -> None:
+    from training.cyclegan.model import build_networks
+
+    nets = build_networks(CycleGANConfig(image_size=32, ngf=8, ndf=8))
+    assert not nets.G_ab.residual and nets.G_ab.colour is None and isinstance(nets.G_ab.model[-1], torch.nn.Tanh)
+    assert any(isinstance(m, torch.nn.InstanceNorm2d) for m in nets.D_a.modules())
+    assert not any("parametrizations" in key for key in nets.D_a.state_dict())
+    # Keys as the reference's (its ResnetBlock's conv_block is our block), so its weights load by renaming.
+    assert sorted(nets.G_ab.state_dict()) == sorted(ResnetGenerator(ngf=8, n_blocks=6).state_dict())
+
+
+def test_a_recipe_fills_the_knobs_left_unset_and_an_explicit_knob_wins() -> None:
+    from training.cyclegan.config import RECIPES
+
+    small = CycleGANConfig(recipe="small-data")
+    assert {name: getattr(small, name) for name in RECIPES["small-data"]} == RECIPES["small-data"]
+    assert small.residual is True and small != CycleGANConfig()
+    explicit = CycleGANConfig(recipe="small-data", residual=False, colour_head=False, lambda_identity=0.5)
+    assert (explicit.residual, explicit.colour_head, explicit.lambda_identity) == (False, False, 0.5)
+    assert CycleGANConfig(lambda_identity=0.0).lambda_identity == 0.0  # paper recipe, one knob changed
+    # A saved config states every value, so it means the same whatever the recipes say later.
+    assert CycleGANConfig.from_dict(small.to_dict()) == small
+    # Only knobs declared "from the recipe" (None by default) may be named by a recipe, and every recipe
+    # names the same ones, so switching recipes switches all of them.
+    defaults = {f.name: f.default for f in CycleGANConfig.__dataclass_fields__.values()}
+    for values in RECIPES.values():
+        assert set(values) == set(RECIPES["paper"]) and all(defaults[name] is None for name in values)
+
+
+def test_a_config_saved_before_the_recipes_loads_as_the_paper() -> None:
+    old = CycleGANConfig(image_size=32).to_dict()
+    for name in ("recipe", "colour_head", "diffaug", "spectral_norm", "r1_gamma", "lr_d_ratio"):
+        del old[name]
+    assert CycleGANConfig.from_dict(old) == CycleGANConfig(image_size=32)
 
 
 @pytest.mark.parametrize(
@@ -86,6 +126,12 @@ def test_config_defaults_are_the_papers() -> None:
         ({"input_nc": 1, "lambda_identity": 0, "residual": True}, "residual needs the same channel count"),
         ({"residual": "yes"}, "true or false"),
         ({"upsample": "bilinear"}, "upsample must be one of"),
+        ({"recipe": "few-shot"}, "recipe must be one of"),
+        ({"diffaug": "colour"}, "diffaug must be one of"),
+        ({"colour_head": True}, "colour_head needs residual"),
+        ({"r1_gamma": -1}, "r1_gamma"),
+        ({"lr_d_ratio": 0}, "lr_d_ratio must be greater than 0"),
+        ({"spectral_norm": 1}, "true or false"),
     ],
 )
 def test_config_refuses_nonsense(overrides: dict, message: str) -> None:
@@ -124,6 +170,85 @@ def test_a_residual_generator_starts_as_the_identity_and_learns_a_change() -> No
         optimiser.step()
     assert (g_ab(x) - x).mean() < -0.05
     assert not torch.allclose(g_ba(x), g_ab(x))  # separate networks: only G_ab was trained
+
+
+def test_a_colour_head_starts_at_the_identity_and_learns_a_global_colour_change() -> None:
+    from training.cyclegan.model import build_networks
+
+    cfg = CycleGANConfig(image_size=32, ngf=8, n_blocks=1, residual=True, colour_head=True)
+    g_ab = build_networks(cfg).G_ab
+    assert g_ab.colour is not None
+    x = torch.rand(4, 3, 32, 32) * 1.8 - 0.9
+    assert torch.allclose(g_ab(x), x, atol=1e-5)
+    # The colour path alone is a function of each pixel's own colour: shuffling pixels shuffles its output.
+    order = torch.randperm(32 * 32)
+    shuffled = x.flatten(2)[..., order].view_as(x)
+    assert torch.allclose(g_ab.colour(shuffled).flatten(2), g_ab.colour(x).flatten(2)[..., order], atol=1e-6)
+    # A global colour change (swap red and blue, darken) is learnt quickly.
+    target = x[:, [2, 1, 0]] * 0.7
+    optimiser = torch.optim.Adam(g_ab.parameters(), lr=1e-2)
+    before = (g_ab(x) - target).abs().mean().item()
+    for _ in range(30):
+        optimiser.zero_grad()
+        (g_ab(x) - target).abs().mean().backward()
+        optimiser.step()
+    assert (g_ab(x) - target).abs().mean().item() < before / 2
+
+
+def test_spectral_norm_replaces_the_discriminators_instance_norm() -> None:
+    from training.cyclegan.model import build_discriminator
+
+    net = build_discriminator(CycleGANConfig(image_size=32, ndf=8, spectral_norm=True), 3)
+    convs = [m for m in net.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert len(convs) == 5 and all(torch.nn.utils.parametrize.is_parametrized(c, "weight") for c in convs)
+    assert not any(isinstance(m, torch.nn.InstanceNorm2d) for m in net.modules())
+    net.train()
+    for _ in range(20):  # power iterations converge: every conv's weight has spectral norm about 1
+        net(torch.randn(1, 3, 32, 32))
+    matrix = convs[1].weight.detach().flatten(1)
+    assert torch.linalg.matrix_norm(matrix, ord=2).item() == pytest.approx(1.0, rel=0.05)
+    assert net(torch.randn(2, 3, 32, 32)).shape == (2, 1, 2, 2)
+
+
+@pytest.mark.parametrize("policy", ["translation", "translation,cutout", "color,translation,cutout"])
+def test_diffaugment_keeps_shapes_changes_images_and_passes_gradients(policy: str) -> None:
+    from training.cyclegan.model import DiffAugment
+
+    torch.manual_seed(0)
+    x = (torch.rand(4, 3, 32, 32) * 2 - 1).requires_grad_(True)
+    y = DiffAugment(policy)(x)
+    assert y.shape == x.shape and not torch.equal(y, x)
+    y.square().sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0  # differentiable: the generators learn through it
+    assert torch.equal(DiffAugment("none")(x), x)
+
+
+def test_diffaugment_translation_shifts_and_cutout_zeroes_a_square() -> None:
+    from training.cyclegan.model import cutout, translation
+
+    torch.manual_seed(1)
+    x = torch.arange(32.0).view(1, 1, 1, 32).expand(8, 3, 32, 32) + 1  # each column holds its index + 1
+    shifted = translation(x)
+    for image in shifted[:, 0]:
+        row = image[16]
+        kept = row[row > 0]
+        assert torch.equal(kept, torch.arange(kept[0].item(), kept[0].item() + len(kept)))  # a shift, zeros elsewhere
+        assert len(kept) >= 28  # at most 1/8 of 32 px shifted out
+    holes = cutout(torch.ones(8, 3, 32, 32))
+    zeroed = (holes[:, 0] == 0).sum(dim=(1, 2))
+    assert ((zeroed > 0) & (zeroed <= 16 * 16)).all() and (holes[:, 0] == holes[:, 2]).all()
+
+
+def test_the_r1_penalty_is_the_squared_gradient_norm_on_real_images() -> None:
+    from training.cyclegan.train import r1_penalty
+
+    weight = torch.randn(1, 3, 4, 4, requires_grad=True)
+    images = torch.randn(2, 3, 4, 4, requires_grad=True)
+    scores = (images * weight).sum(dim=(1, 2, 3))  # D(x) = <w, x>: its gradient is w for every image
+    penalty = r1_penalty(scores, images)
+    assert penalty.item() == pytest.approx(weight.square().sum().item(), rel=1e-5)
+    penalty.backward()  # in the graph: the discriminator's step lowers it (d|w|^2/dw = 2w)
+    assert torch.allclose(weight.grad, 2 * weight.detach())
 
 
 def test_patch_discriminator_scores_70px_patches() -> None:
@@ -254,6 +379,28 @@ def test_a_residual_resize_run_saves_generators_that_load_and_translate(domains:
     # A few steps from the identity: still close to the input, and not the input exactly.
     pixels = np.asarray(out, dtype=np.int16)
     assert 0 < np.abs(pixels - np.array([200, 30, 30])).mean() < 60
+
+
+def test_a_run_with_every_data_efficiency_option_is_finite_and_its_checkpoint_loads(domains: Domains,
+                                                                                   tmp_path: Path) -> None:
+    cfg = tiny(recipe="small-data", diffaug="color,translation,cutout", spectral_norm=True, r1_gamma=1.0,
+               lr_d_ratio=0.5, lambda_identity=0.1)
+    logs: list[dict] = []
+    result = train(cfg, domains, tmp_path / "run", logs.append, lambda: False)
+    assert result.stopped == "completed"
+    assert all(math.isfinite(m[name]) for m in logs for name in LOSS_NAMES)
+    assert logs[0]["lr"] == 2e-4
+    state = checkpoint.read(result.checkpoint)
+    assert CycleGANConfig.from_dict(state["config"]) == cfg
+    assert state["opt_D"]["param_groups"][0]["initial_lr"] == pytest.approx(1e-4)  # lr * lr_d_ratio
+    assert any("parametrizations.weight" in key for key in state["D_a"])
+    generator = load_generator(result.checkpoint, "AB")
+    assert generator.colour is not None
+    with Image.new("RGB", (36, 32), (20, 120, 220)) as image:
+        assert translate(generator, image).size == (36, 32)
+    resumed = train(tiny(**{**cfg.to_dict(), "epochs": 2}), domains, tmp_path / "run", lambda m: None, lambda: False,
+                    resume_from=result.checkpoint)
+    assert resumed.step > result.step
 
 
 def test_resume_continues_at_the_saved_step(domains: Domains, tmp_path: Path) -> None:

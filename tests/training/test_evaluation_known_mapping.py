@@ -40,6 +40,20 @@ def test_the_cartoon_filter_is_deterministic_and_keeps_the_size(dataset: km.Know
     assert values <= levels
 
 
+def test_the_colour_grade_is_one_function_of_each_pixels_colour(dataset: km.KnownMappingSet) -> None:
+    image = dataset.a[0]
+    graded = km.colour_grade(image)
+    assert graded.size == image.size and graded.mode == "RGB" and graded.tobytes() != image.tobytes()
+    # Global and pointwise: the same colour maps to the same colour wherever it is.
+    pixels, out = np.asarray(image).reshape(-1, 3), np.asarray(graded).reshape(-1, 3)
+    mapping: dict[tuple[int, ...], tuple[int, ...]] = {}
+    for colour, result in zip(map(tuple, pixels), map(tuple, out), strict=True):
+        assert mapping.setdefault(colour, result) == result
+    flat = Image.new("RGB", (4, 4), tuple(int(v) for v in pixels[0]))
+    assert np.asarray(km.colour_grade(flat))[0, 0].tolist() == list(out[0])
+    assert km.resolve_filter("colour_grade")[1] is km.colour_grade
+
+
 def test_the_same_arguments_give_the_same_data_set_and_another_seed_another(dataset: km.KnownMappingSet) -> None:
     again = km.make_known_mapping(size=32, n_a=12, n_b=12, n_test=6, seed=7)
     assert [i.tobytes() for i in again.a + again.b + again.test_b] == [i.tobytes() for i in dataset.a + dataset.b + dataset.test_b]

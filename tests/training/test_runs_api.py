@@ -75,6 +75,11 @@ def test_a_batch_larger_than_a_domain_is_refused(approved_split: Split, alice: A
         ({"image_size": 64, "load_size": 32}, "load_size", "at least image_size"),
         ({"learning_rate": 0.1}, "learning_rate", "unknown config key"),
         ({"device": "cuda:3"}, "device", "unknown config key"),
+        ({"recipe": "few-shot"}, "recipe", "not a valid choice"),
+        ({"diffaug": "colour"}, "diffaug", "not a valid choice"),
+        ({"r1_gamma": -1}, "r1_gamma", "greater than or equal to 0"),
+        ({"lr_d_ratio": 0}, "lr_d_ratio", "greater than 0"),
+        ({"colour_head": True, "residual": False}, "colour_head", "needs residual"),
     ],
 )
 def test_it_refuses_nonsense_config_values(approved_split: Split, alice: Any, client_for: Callable,
@@ -104,6 +109,17 @@ def test_the_api_takes_every_config_key_the_model_has(approved_split: Split, ali
     assert (tuple(api_fields["precision"].choices), tuple(api_fields["upsample"].choices)) == (PRECISIONS, UPSAMPLES)
     response = start(client_for(alice), approved_split, upsample="bilinear")
     assert response.status_code == 400 and "upsample" in response.json()["fields"]["config"]
+
+
+def test_a_run_takes_the_small_data_recipe_and_stores_what_it_resolved_to(approved_split: Split, alice: Any,
+                                                                         client_for: Callable) -> None:
+    from training.cyclegan.config import RECIPES
+
+    response = start(client_for(alice), approved_split, recipe="small-data", lambda_identity=0.5)
+    assert response.status_code == 201, response.json()
+    config = Run.objects.get(pk=response.json()["id"]).config
+    assert config["recipe"] == "small-data" and config["lambda_identity"] == 0.5  # the explicit knob wins
+    assert all(config[name] == value for name, value in RECIPES["small-data"].items() if name != "lambda_identity")
 
 
 def test_a_config_must_be_an_object(approved_split: Split, alice: Any, client_for: Callable) -> None:

@@ -14,6 +14,20 @@ from typing import Any
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 UPSAMPLES = ("transpose", "resize")
+# DiffAugment policies (Zhao et al. 2020): which differentiable augmentations every image shown to a
+# discriminator, real or fake, goes through. "color" is their brightness, saturation and contrast jitter.
+DIFFAUG_POLICIES = ("none", "translation", "translation,cutout", "color,translation,cutout")
+
+# Named recipes: the values a recipe gives the knobs declared with a None default below ("from the
+# recipe"). An explicit value always wins, and a resolved config states every value, so a saved config
+# means the same thing whatever later recipes say. "paper" is Zhu et al. 2017 exactly; "small-data" is
+# what docs/BENCHMARKS.md ("Small splits") measured to learn more from a few hundred images per domain.
+RECIPES: dict[str, dict[str, Any]] = {
+    "paper": {"residual": False, "colour_head": False, "lambda_identity": 0.5, "diffaug": "none",
+              "spectral_norm": False, "r1_gamma": 0.0, "lr_d_ratio": 1.0},
+    "small-data": {"residual": True, "colour_head": True, "lambda_identity": 0.5, "diffaug": "none",
+                   "spectral_norm": False, "r1_gamma": 0.0, "lr_d_ratio": 1.0},
+}
 
 
 class ConfigError(ValueError):
@@ -47,6 +61,10 @@ def knob(default: Any, kind: type, **spec: Any) -> Any:
 class CycleGANConfig:
     """Every knob of a run. The defaults are the paper's; speed settings never change the model."""
 
+    # The recipe fills the knobs left at None that it names (RECIPES above); "paper" by default.
+    recipe: str = knob("paper", str, choices=tuple(RECIPES),
+                       help="paper (Zhu et al. 2017, the default) or small-data (docs/TRAINING.md); explicit knobs win")
+
     # Data: random resize to load_size, random crop to image_size, random horizontal flip.
     image_size: int = knob(256, int, min=16, max=1024, help="crop size in pixels, a multiple of 4 (default 256)")
     load_size: int | None = knob(None, int, min=16, max=2048, nullable=True,
@@ -60,22 +78,52 @@ class CycleGANConfig:
     n_blocks: int | None = knob(None, int, min=1, max=32, nullable=True,
                                 help="residual blocks (default 9, or 6 for image_size <= 128, paper section 4)")
     n_layers_d: int = knob(3, int, min=1, max=6, help="strided convs of the PatchGAN; 3 = 70x70 receptive field")
+    # Off in the paper. Spectral normalisation (Miyato et al. 2018) of every discriminator conv, in place
+    # of the discriminator's instance norm (which, like the generator's, hides each image's colour
+    # statistics from it): a Lipschitz-bounded discriminator that still sees absolute colour.
+    spectral_norm: bool | None = knob(None, bool, nullable=True,
+                                      help="spectral norm on every discriminator conv, instead of instance norm "
+                                           "(default: the recipe's; paper: false)")
     # Off in the paper. On: each generator predicts a change to its input (added before the final tanh,
     # whose last conv starts at zero), so training starts from the identity map instead of noise. For
     # mappings that keep most of the picture (style, colour, cleanup) it needs far fewer steps.
-    residual: bool = knob(False, bool, help="generators predict a change to their input and start as the identity")
+    residual: bool | None = knob(None, bool, nullable=True,
+                                 help="generators predict a change to their input and start as the identity "
+                                      "(default: the recipe's; paper: false)")
+    # Off in the paper. A residual generator's body sees its input only through instance norm, which
+    # removes each image's colour statistics, so a change that depends on absolute colour (a grade, a
+    # tone curve) is hard for it. On: a per-pixel colour path (two 1x1 convs, the last starting at zero)
+    # adds a learned function of each pixel's own colour, the per-pixel colour transforms of image
+    # enhancement networks (Gharbi et al. 2017, HDRNet). Needs `residual`.
+    colour_head: bool | None = knob(None, bool, nullable=True,
+                                    help="residual generators add a per-pixel colour path, 1x1 convs starting at "
+                                         "zero (default: the recipe's; paper: false)")
     # "transpose" (the paper's fractionally strided conv) or "resize" (nearest-neighbour x2 then a 3x3
     # conv, Odena et al. 2016), which cannot make the checkerboard artefacts a transposed conv makes.
     upsample: str = knob("transpose", str, choices=UPSAMPLES,
                          help="transpose (the paper's) or resize: nearest-neighbour x2 then a conv")
     # Objective (paper eq. 3, plus the identity term of section 5.2).
     lambda_cycle: float = knob(10.0, float, min=0, max=1000, help="weight of the cycle loss (default 10)")
-    lambda_identity: float = knob(0.5, float, min=0, max=100,
-                                  help="weight of the identity loss, relative to lambda_cycle (default 0.5)")
+    lambda_identity: float | None = knob(None, float, min=0, max=100, nullable=True,
+                                         help="weight of the identity loss, relative to lambda_cycle "
+                                              "(default: the recipe's; paper: 0.5)")
     pool_size: int = knob(50, int, min=0, max=1000,
                           help="past fakes shown to the discriminators (Shrivastava et al.; default 50)")
+    # Off in the paper. Differentiable augmentation (Zhao et al. 2020): every image a discriminator
+    # sees, real, pooled fake or the fake the generator is judged on, goes through the same random,
+    # differentiable transforms, so the discriminator cannot memorise a few hundred images.
+    diffaug: str | None = knob(None, str, choices=DIFFAUG_POLICIES, nullable=True,
+                               help="DiffAugment policy before the discriminators (default: the recipe's; paper: none)")
+    # Off in the paper. R1 (Mescheder et al. 2018): gamma / 2 * E|grad D(x_real)|^2 added to each
+    # discriminator's loss, which keeps it smooth around the real images.
+    r1_gamma: float | None = knob(None, float, min=0, max=1000, nullable=True,
+                                  help="R1 penalty weight on real images (default: the recipe's; paper: 0, off)")
     # Optimisation: Adam, lr constant for `epochs`, then linear decay to 0 over `decay_epochs`.
     lr: float = knob(2e-4, float, min=1e-7, max=0.1, help="Adam learning rate (default 2e-4)")
+    # 1 in the paper. The discriminators' lr is lr * lr_d_ratio: below 1, a slower discriminator, the
+    # two time-scale update rule of Heusel et al. 2017 run the other way round.
+    lr_d_ratio: float | None = knob(None, float, gt=0, max=100, nullable=True,
+                                    help="discriminator lr = lr * this (default: the recipe's; paper: 1)")
     beta1: float = knob(0.5, float, min=0, max=0.999, help="Adam beta1 (default 0.5)")
     beta2: float = knob(0.999, float, min=0, max=0.9999, help="Adam beta2 (default 0.999)")
     batch_size: int = knob(1, int, min=1, max=256, help="images per domain and step (default 1)")
@@ -98,7 +146,10 @@ class CycleGANConfig:
 
     def __post_init__(self) -> None:
         self.validate()
-        # Resolve the size-dependent defaults once, so a saved config states exactly what ran.
+        # Resolve the recipe's and the size-dependent defaults once, so a saved config states exactly what ran.
+        for name, value in RECIPES[self.recipe].items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
         if self.load_size is None:
             self.load_size = round(self.image_size * 286 / 256)
         if self.n_blocks is None:
@@ -128,6 +179,8 @@ class CycleGANConfig:
                               "lambda_identity")
         if self.residual and self.input_nc != self.output_nc:
             raise ConfigError("residual needs the same channel count in both domains", "residual")
+        if self.colour_head and not self.residual:
+            raise ConfigError("colour_head needs residual generators (set residual to true)", "colour_head")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -25,6 +25,7 @@ from torch import nn
 from .config import CycleGANConfig
 
 RESIDUAL_CLAMP = 0.999  # atanh(0.999) = 3.8: inputs are pulled this far in from +-1
+COLOUR_HEAD_WIDTH = 16  # hidden channels of the per-pixel colour path
 
 
 class ResnetBlock(nn.Module):
@@ -51,11 +52,19 @@ class ResnetGenerator(nn.Module):
     """Johnson et al. 2016 style: c7s1-64, d128, d256, n x R256, u128, u64, c7s1-3 (paper appendix 7.2)."""
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
-                 residual: bool = False, upsample: str = "transpose") -> None:
+                 residual: bool = False, upsample: str = "transpose", colour_head: bool = False) -> None:
         super().__init__()
         if residual and input_nc != output_nc:
             raise ValueError("a residual generator needs the same channel count in both domains")
+        if colour_head and not residual:
+            raise ValueError("a colour head needs a residual generator")
         self.residual = residual
+        # A function of each pixel's own colour, beside the body, which sees colour only through
+        # instance norm; None when off, so a paper generator's state dict is the reference's.
+        self.colour: nn.Sequential | None = None
+        if colour_head:
+            self.colour = nn.Sequential(nn.Conv2d(input_nc, COLOUR_HEAD_WIDTH, kernel_size=1), nn.LeakyReLU(0.2),
+                                        nn.Conv2d(COLOUR_HEAD_WIDTH, output_nc, kernel_size=1))
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
             nn.Conv2d(input_nc, ngf, kernel_size=7),
@@ -86,22 +95,32 @@ class ResnetGenerator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.residual:
             # tanh(atanh(x) + delta): delta = 0 is the identity; the input is kept off +-1, where atanh is infinite.
-            return torch.tanh(torch.atanh(x.clamp(-RESIDUAL_CLAMP, RESIDUAL_CLAMP)) + self.model(x))
+            delta = self.model(x)
+            if self.colour is not None:
+                delta = delta + self.colour(x)  # (B, C, H, W), each pixel from its own colour alone
+            return torch.tanh(torch.atanh(x.clamp(-RESIDUAL_CLAMP, RESIDUAL_CLAMP)) + delta)
         return self.model(x)  # (B, input_nc, H, W) -> (B, output_nc, H, W), in [-1, 1]
 
     def start_at_identity(self) -> None:
-        """Zero the last conv of a residual generator, so that it starts as the identity map."""
-        last = self.model[-1]
-        assert self.residual and isinstance(last, nn.Conv2d)
-        nn.init.zeros_(last.weight)
-        if last.bias is not None:
-            nn.init.zeros_(last.bias)
+        """Zero the last conv of a residual generator (and of its colour path), so that it starts as the
+        identity map. The colour path's first conv keeps PyTorch's default init: with the paper's
+        N(0, 0.02) its features would be too small for the zeroed conv after it to learn quickly."""
+        assert self.residual
+        lasts = [self.model[-1]]
+        if self.colour is not None:
+            self.colour[0].reset_parameters()
+            lasts.append(self.colour[-1])
+        for last in lasts:
+            assert isinstance(last, nn.Conv2d)
+            nn.init.zeros_(last.weight)
+            if last.bias is not None:
+                nn.init.zeros_(last.bias)
 
 
 class PatchDiscriminator(nn.Module):
     """PatchGAN: classifies overlapping 70x70 patches (n_layers=3) as real or fake (Isola et al. 2017)."""
 
-    def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3) -> None:
+    def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3, spectral_norm: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = [
             nn.Conv2d(input_nc, ndf, kernel_size=4, stride=2, padding=1),
@@ -113,11 +132,19 @@ class PatchDiscriminator(nn.Module):
             stride = 2 if n < n_layers else 1  # the last feature layer keeps the resolution
             layers += [
                 nn.Conv2d(ndf * prev, ndf * mult, kernel_size=4, stride=stride, padding=1),
-                nn.InstanceNorm2d(ndf * mult),
+                nn.Identity() if spectral_norm else nn.InstanceNorm2d(ndf * mult),
                 nn.LeakyReLU(0.2, inplace=True),
             ]
         layers += [nn.Conv2d(ndf * mult, 1, kernel_size=4, stride=1, padding=1)]
         self.model = nn.Sequential(*layers)
+        self.spectral_norm = spectral_norm
+
+    def apply_spectral_norm(self) -> None:
+        """Spectral-normalise every conv (Miyato et al. 2018), once the weights are initialised: the
+        power iteration's vectors are then drawn for the weights it will normalise."""
+        for index, module in enumerate(self.model):
+            if isinstance(module, nn.Conv2d):
+                self.model[index] = nn.utils.parametrizations.spectral_norm(module)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)  # (B, C, 256, 256) -> (B, 1, 30, 30) patch scores for n_layers=3
@@ -136,9 +163,17 @@ def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
 def build_generator(cfg: CycleGANConfig, direction: str = "AB") -> ResnetGenerator:
     """G_ab for direction "AB", G_ba for "BA" (channel counts swap when the domains differ)."""
     assert cfg.n_blocks is not None  # resolved in __post_init__
-    if direction == "AB":
-        return ResnetGenerator(cfg.input_nc, cfg.output_nc, cfg.ngf, cfg.n_blocks, cfg.residual, cfg.upsample)
-    return ResnetGenerator(cfg.output_nc, cfg.input_nc, cfg.ngf, cfg.n_blocks, cfg.residual, cfg.upsample)
+    source, target = (cfg.input_nc, cfg.output_nc) if direction == "AB" else (cfg.output_nc, cfg.input_nc)
+    return ResnetGenerator(source, target, cfg.ngf, cfg.n_blocks, bool(cfg.residual), cfg.upsample,
+                           bool(cfg.colour_head))
+
+
+def build_discriminator(cfg: CycleGANConfig, channels: int) -> PatchDiscriminator:
+    """A freshly initialised PatchGAN for images of `channels` channels."""
+    net = init_weights(PatchDiscriminator(channels, cfg.ndf, cfg.n_layers_d, bool(cfg.spectral_norm)))
+    if cfg.spectral_norm:
+        net.apply_spectral_norm()
+    return net
 
 
 class Networks(NamedTuple):
@@ -157,9 +192,75 @@ def build_networks(cfg: CycleGANConfig) -> Networks:
     if cfg.residual:
         g_ab.start_at_identity()
         g_ba.start_at_identity()
-    d_a = init_weights(PatchDiscriminator(cfg.input_nc, cfg.ndf, cfg.n_layers_d))
-    d_b = init_weights(PatchDiscriminator(cfg.output_nc, cfg.ndf, cfg.n_layers_d))
-    return Networks(g_ab, g_ba, d_a, d_b)
+    return Networks(g_ab, g_ba, build_discriminator(cfg, cfg.input_nc), build_discriminator(cfg, cfg.output_nc))
+
+
+class DiffAugment(nn.Module):
+    """Differentiable augmentation (Zhao, Liu, Lin, Zhu and Han, "Differentiable Augmentation for
+    Data-Efficient GAN Training", NeurIPS 2020), written afresh from the paper.
+
+    Applied to every image a discriminator sees, real or fake, in both the discriminator's and the
+    generators' steps, with new random parameters per image and call. Every transform is made of
+    differentiable tensor operations, so the generators get gradients through it. Images in [-1, 1]:
+      color        brightness + U(-0.5, 0.5), saturation x U(0, 2), contrast x U(0.5, 1.5)
+      translation  shift by up to 1/8 of the side each way, zeros shifted in
+      cutout       one square of half the side, at a random place, set to zero
+    """
+
+    def __init__(self, policy: str = "none") -> None:
+        super().__init__()
+        transforms = {"color": (brightness, saturation, contrast), "translation": (translation,), "cutout": (cutout,)}
+        self.transforms = [t for name in policy.split(",") if name != "none" for t in transforms[name]]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for transform in self.transforms:
+            x = transform(x)
+        return x  # (B, C, H, W), the same shape
+
+
+def _per_image(x: torch.Tensor) -> torch.Tensor:
+    """One uniform [0, 1) number per image, shaped to broadcast over (B, C, H, W)."""
+    return torch.rand(x.shape[0], 1, 1, 1, device=x.device, dtype=x.dtype)
+
+
+def brightness(x: torch.Tensor) -> torch.Tensor:
+    return x + (_per_image(x) - 0.5)
+
+
+def saturation(x: torch.Tensor) -> torch.Tensor:
+    grey = x.mean(dim=1, keepdim=True)
+    return (x - grey) * (_per_image(x) * 2) + grey
+
+
+def contrast(x: torch.Tensor) -> torch.Tensor:
+    mean = x.mean(dim=(1, 2, 3), keepdim=True)
+    return (x - mean) * (_per_image(x) + 0.5) + mean
+
+
+def translation(x: torch.Tensor, ratio: float = 0.125) -> torch.Tensor:
+    """Shift each image by up to `ratio` of its side in each direction, filling with zeros."""
+    b, _, h, w = x.shape
+    max_dy, max_dx = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    dy = torch.randint(-max_dy, max_dy + 1, (b, 1, 1), device=x.device)
+    dx = torch.randint(-max_dx, max_dx + 1, (b, 1, 1), device=x.device)
+    rows = torch.arange(h, device=x.device).view(1, h, 1) + dy  # (B, H, 1): source row of each output row
+    cols = torch.arange(w, device=x.device).view(1, 1, w) + dx  # (B, 1, W)
+    padded = nn.functional.pad(x, (1, 1, 1, 1))  # a zero border: out-of-range indices read it
+    rows, cols = (rows + 1).clamp(0, h + 1), (cols + 1).clamp(0, w + 1)
+    batch = torch.arange(b, device=x.device).view(b, 1, 1)
+    return padded.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2)  # (B, C, H, W)
+
+
+def cutout(x: torch.Tensor, ratio: float = 0.5) -> torch.Tensor:
+    """Zero one square of `ratio` of the side per image, centred anywhere in it (clipped at the borders)."""
+    b, _, h, w = x.shape
+    size_y, size_x = int(h * ratio + 0.5), int(w * ratio + 0.5)
+    top = torch.randint(0, h + (1 - size_y % 2), (b, 1, 1), device=x.device) - size_y // 2
+    left = torch.randint(0, w + (1 - size_x % 2), (b, 1, 1), device=x.device) - size_x // 2
+    rows = torch.arange(h, device=x.device).view(1, h, 1)
+    cols = torch.arange(w, device=x.device).view(1, 1, w)
+    inside = (rows >= top) & (rows < top + size_y) & (cols >= left) & (cols < left + size_x)  # (B, H, W)
+    return x * (~inside).unsqueeze(1).to(x.dtype)
 
 
 class ImagePool:

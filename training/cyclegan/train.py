@@ -9,6 +9,11 @@ Each loss is named after the network it trains (the reference code's name in bra
     cycle_aba  lambda * |G_ba(G_ab(a)) - a|, both G (cycle_A)    cycle_bab  lambda * |G_ab(G_ba(b)) - b| (cycle_B)
     G_ab_idt   lambda * lambda_idt * |G_ab(b) - b| (idt_A)       G_ba_idt   lambda * lambda_idt * |G_ba(a) - a| (idt_B)
     D_a        D_a on real A and pooled fake A (D_B)             D_b        D_b on real B and pooled fake B (D_A)
+               (with r1_gamma > 0, D_a and D_b include their R1 penalty)
+
+Options off in the paper (config.py says where each comes from): `diffaug` puts every image a
+discriminator sees through DiffAugment, `r1_gamma` adds R1 to the discriminators' losses,
+`lr_d_ratio` scales the discriminators' learning rate; the networks' options live in model.py.
 
 Several GPUs (one process each, gradients all-reduced by DDP; batch_size is per GPU):
     torchrun --nproc_per_node=4 -m training.cyclegan photos/ paintings/ --out runs/p2p
@@ -32,7 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 from . import checkpoint
 from .config import CycleGANConfig
 from .data import Domains, eval_tensor, make_loader, to_model_range, to_pil
-from .model import ImagePool, Networks, build_networks, l1_loss, lr_factor, lsgan_loss, seed_everything
+from .model import DiffAugment, ImagePool, Networks, build_networks, l1_loss, lr_factor, lsgan_loss, seed_everything
 
 GENERATOR_LOSSES = ("G_ab_gan", "G_ba_gan", "cycle_aba", "cycle_bab", "G_ab_idt", "G_ba_idt")
 DISCRIMINATOR_LOSSES = ("D_a", "D_b")
@@ -119,7 +124,7 @@ def train(
         real_a, real_b = (to_model_range(batch.to(run.device, non_blocking=True)).contiguous(
             memory_format=run.memory_format) for batch in next(batches))  # uint8 (B, C, H, W) -> [-1, 1]
         losses, fake_a, fake_b = generator_step(cfg, loop, optim, run, real_a, real_b)
-        losses |= discriminator_step(loop, optim, run, pools, real_a, real_b, fake_a, fake_b)
+        losses |= discriminator_step(cfg, loop, optim, run, pools, real_a, real_b, fake_a, fake_b)
         optim.end_iteration()
         step += 1
         meter.add(losses)
@@ -213,8 +218,10 @@ class Optimisation:
             return lr_factor(step, steps_per_epoch, cfg.epochs, cfg.decay_epochs)
 
         betas = (cfg.beta1, cfg.beta2)
+        assert cfg.lr_d_ratio is not None  # resolved from the recipe
         opt_g = torch.optim.Adam([*nets.G_ab.parameters(), *nets.G_ba.parameters()], lr=cfg.lr, betas=betas)
-        opt_d = torch.optim.Adam([*nets.D_a.parameters(), *nets.D_b.parameters()], lr=cfg.lr, betas=betas)
+        opt_d = torch.optim.Adam([*nets.D_a.parameters(), *nets.D_b.parameters()], lr=cfg.lr * cfg.lr_d_ratio,
+                                 betas=betas)
         return cls(opt_g, opt_d, torch.optim.lr_scheduler.LambdaLR(opt_g, schedule),
                    torch.optim.lr_scheduler.LambdaLR(opt_d, schedule),
                    torch.amp.GradScaler(run.device.type, enabled=run.amp_dtype == torch.float16), schedule)
@@ -243,6 +250,7 @@ class LoopModules:
     D_b: nn.Module
     frozen_D_a: nn.Module
     frozen_D_b: nn.Module
+    augment: DiffAugment  # before every discriminator call; no transforms with the paper's "none"
 
     @classmethod
     def wrap(cls, nets: Networks, cfg: CycleGANConfig, run: Placement) -> LoopModules:
@@ -251,7 +259,7 @@ class LoopModules:
         if run.distributed:
             ids = [run.device.index] if run.device.type == "cuda" else None
             g_ab, g_ba, d_a, d_b = (DistributedDataParallel(net, device_ids=ids) for net in (g_ab, g_ba, d_a, d_b))
-        return cls(nets, g_ab, g_ba, d_a, d_b, frozen_d_a, frozen_d_b)
+        return cls(nets, g_ab, g_ba, d_a, d_b, frozen_d_a, frozen_d_b, DiffAugment(cfg.diffaug or "none"))
 
 
 # --- one iteration ----------------------------------------------------------------------------
@@ -269,12 +277,12 @@ def generator_step(cfg: CycleGANConfig, loop: LoopModules, optim: Optimisation, 
         fake_a = loop.G_ba(real_b)  # F(b)
         rec_b = loop.G_ab(fake_a)  # G(F(b)) ~ b
         losses = {
-            "G_ab_gan": lsgan_loss(loop.frozen_D_b(fake_b), True),
-            "G_ba_gan": lsgan_loss(loop.frozen_D_a(fake_a), True),
+            "G_ab_gan": lsgan_loss(loop.frozen_D_b(loop.augment(fake_b)), True),
+            "G_ba_gan": lsgan_loss(loop.frozen_D_a(loop.augment(fake_a)), True),
             "cycle_aba": l1_loss(rec_a, real_a) * cfg.lambda_cycle,
             "cycle_bab": l1_loss(rec_b, real_b) * cfg.lambda_cycle,
         }
-        if cfg.lambda_identity > 0:  # G should leave an image already in B unchanged (paper 5.2)
+        if cfg.lambda_identity:  # G should leave an image already in B unchanged (paper 5.2)
             weight = cfg.lambda_cycle * cfg.lambda_identity
             losses["G_ab_idt"] = l1_loss(loop.G_ab(real_b), real_b) * weight
             losses["G_ba_idt"] = l1_loss(loop.G_ba(real_a), real_a) * weight
@@ -287,20 +295,35 @@ def generator_step(cfg: CycleGANConfig, loop: LoopModules, optim: Optimisation, 
     return losses, fake_a, fake_b
 
 
-def discriminator_step(loop: LoopModules, optim: Optimisation, run: Placement, pools: dict[str, ImagePool],
-                       real_a: torch.Tensor, real_b: torch.Tensor, fake_a: torch.Tensor,
+def discriminator_step(cfg: CycleGANConfig, loop: LoopModules, optim: Optimisation, run: Placement,
+                       pools: dict[str, ImagePool], real_a: torch.Tensor, real_b: torch.Tensor, fake_a: torch.Tensor,
                        fake_b: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Real vs. a fake drawn from the history pool, halved to slow D down (paper 7.1)."""
+    """Real vs. a fake drawn from the history pool, halved to slow D down (paper 7.1); plus R1 on the
+    real images when r1_gamma > 0."""
     loop.nets.D_a.requires_grad_(True)
     loop.nets.D_b.requires_grad_(True)
     with run.autocast():
         pooled_b, pooled_a = pools["B"].query(fake_b), pools["A"].query(fake_a)  # detached
-        loss_D_b = 0.5 * (lsgan_loss(loop.D_b(real_b), True) + lsgan_loss(loop.D_b(pooled_b), False))
-        loss_D_a = 0.5 * (lsgan_loss(loop.D_a(real_a), True) + lsgan_loss(loop.D_a(pooled_a), False))
+        seen_b, seen_a = loop.augment(real_b), loop.augment(real_a)
+        if cfg.r1_gamma:
+            seen_b, seen_a = seen_b.detach().requires_grad_(True), seen_a.detach().requires_grad_(True)
+        score_b, score_a = loop.D_b(seen_b), loop.D_a(seen_a)
+        loss_D_b = 0.5 * (lsgan_loss(score_b, True) + lsgan_loss(loop.D_b(loop.augment(pooled_b)), False))
+        loss_D_a = 0.5 * (lsgan_loss(score_a, True) + lsgan_loss(loop.D_a(loop.augment(pooled_a)), False))
+        if cfg.r1_gamma:
+            loss_D_b = loss_D_b + r1_penalty(score_b, seen_b) * (cfg.r1_gamma / 2)
+            loss_D_a = loss_D_a + r1_penalty(score_a, seen_a) * (cfg.r1_gamma / 2)
     optim.opt_D.zero_grad(set_to_none=True)
     optim.scaler.scale(loss_D_b + loss_D_a).backward()
     optim.scaler.step(optim.opt_D)
     return {"D_a": loss_D_a, "D_b": loss_D_b}
+
+
+def r1_penalty(scores: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+    """E |grad_x D(x)|^2 over real images x (Mescheder, Geiger and Nowozin 2018, eq. 9 without gamma / 2),
+    kept in the graph so the discriminator's step minimises it."""
+    (grad,) = torch.autograd.grad(scores.float().sum(), images, create_graph=True)
+    return grad.float().pow(2).sum(dim=(1, 2, 3)).mean()
 
 
 def stop_requested(should_stop: StopFn, run: Placement) -> bool:

@@ -2,7 +2,8 @@
 
 CycleGAN is trained on unpaired data, so its output usually has no ground truth. Here it does:
 domain B is a deterministic image filter applied to photographs (by default a "cartoon" look:
-edge-preserving smoothing, colour quantisation, dark edges), so for a held-out photograph `a` the
+edge-preserving smoothing, colour quantisation, dark edges; or `colour_grade`, a global "teal and
+orange" film grade), so for a held-out photograph `a` the
 right answer of G_AB is `filter(a)`, and PSNR and SSIM say how close a run gets. For B->A the
 target is `a` itself, which measures how much of the photograph the filter left recoverable.
 
@@ -64,7 +65,25 @@ def cartoon(image: Image.Image, *, levels: int = 8, edge_threshold: float = 0.1,
     return Image.fromarray((np.clip(out, 0, 1) * 255).round().astype(np.uint8))
 
 
-FILTERS: dict[str, ImageFilter] = {"cartoon": cartoon}
+def colour_grade(image: Image.Image, *, contrast: float = 4.0, saturation: float = 0.45, tone: float = 0.45,
+                 shadows: tuple[float, float, float] = (0.0, 0.45, 0.55),
+                 highlights: tuple[float, float, float] = (1.0, 0.6, 0.25)) -> Image.Image:
+    """Deterministic "teal and orange" film grade, the same function of each pixel's colour everywhere:
+    an S-shaped tone curve (tanh of slope `contrast` about mid-grey, rescaled to keep black and white),
+    less saturation about luma, then split toning, shadows blended towards teal and highlights towards
+    orange by luma. Each step stays inside the colour cube, so almost nothing clips and the grade can
+    be undone: what a cycle-consistent translation is able to learn. Global and pointwise, so a network
+    that learns it can match it almost exactly; it is not a per-channel affine map, so colour transfer
+    only approximates it."""
+    x = np.asarray(image.convert("RGB"), dtype=np.float64) / 255  # (H, W, 3)
+    x = 0.5 + 0.5 * np.tanh(contrast * (x - 0.5)) / np.tanh(contrast / 2)
+    luma = (x @ np.array([0.299, 0.587, 0.114]))[..., None]  # (H, W, 1)
+    x = luma + (x - luma) * saturation
+    x = x + tone * (1 - luma) * (np.array(shadows) - x) + tone * luma * (np.array(highlights) - x)
+    return Image.fromarray((np.clip(x, 0, 1) * 255).round().astype(np.uint8))
+
+
+FILTERS: dict[str, ImageFilter] = {"cartoon": cartoon, "colour_grade": colour_grade}
 
 
 def resolve_filter(spec: str | ImageFilter) -> tuple[str, ImageFilter]:
