@@ -780,7 +780,7 @@ class ExportViewSet(viewsets.ViewSet):
             raise Conflict(f"the export is {export.status}; download it once its status is done", code="not_ready")
         name = f"project-{export.project_id}-export-{export.pk}.{exports.extension_of(export.format)}"
         try:
-            return storage.file_response(export.file.name, attachment=name,
+            return storage.file_response(export.file, attachment=name,
                                          content_type=exports.content_type_of(export.format))
         except FileNotFoundError:
             raise Conflict("the export's file is gone; start a new export", code="file_missing") from None

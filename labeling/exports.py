@@ -151,8 +151,8 @@ def prune_exports(*, now: datetime | None = None) -> int:
     expired = 0
     for export in Export.objects.filter(status=ExportStatus.DONE, finished_at__lt=cutoff).only("id", "file"):
         if Export.objects.filter(pk=export.pk, status=ExportStatus.DONE).update(status=ExportStatus.EXPIRED):
-            if export.file.name:
-                storage.delete(export.file.name)
+            if export.file:
+                storage.delete(export.file)
             expired += 1
     root = storage.local_root()  # object storage keeps no temporary files: an upload is whole or absent
     for tmp in (root / "exports").glob("*/.tmp-*") if root is not None else ():

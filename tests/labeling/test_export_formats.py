@@ -40,7 +40,7 @@ def export(client: Any, project: Project, fmt: str) -> Any:
 
 def stored_file(row: Export) -> Path:
     """The export's file in the media folder (these tests run on the default, filesystem storage)."""
-    return Path(settings.MEDIA_ROOT) / row.file.name
+    return Path(settings.MEDIA_ROOT) / row.file
 
 
 def body_of(response: Any) -> bytes:

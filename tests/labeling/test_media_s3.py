@@ -131,9 +131,9 @@ def test_an_export_written_on_another_machine_is_stored_in_the_bucket_and_downlo
 
     export.refresh_from_db()
     assert export.status == ExportStatus.DONE, export.error
-    assert export.file.name.startswith(f"exports/{project.pk}/export-{export.pk}-")
-    assert s3_media.keys(f"exports/{project.pk}/") == [export.file.name]
-    stored = s3_media.read(export.file.name)
+    assert export.file.startswith(f"exports/{project.pk}/export-{export.pk}-")
+    assert s3_media.keys(f"exports/{project.pk}/") == [export.file]
+    stored = s3_media.read(export.file)
     assert export.byte_size == len(stored) and len(stored.splitlines()) == 3
 
     url = f"/api/v1/projects/{project.pk}/exports/{export.pk}/download/"
