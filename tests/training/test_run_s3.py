@@ -86,3 +86,50 @@ def test_a_run_on_another_machine_trains_from_s3_writes_back_to_it_and_resumes_f
     assert load_generator(path, "AB")(torch.zeros(1, 3, 32, 32)).shape == (1, 3, 32, 32)
     assert any(key.endswith("-generators.pt") for key in s3_media.keys(f"{prefix}/exports/"))
     assert Run.objects.get(pk=run_id).status == RunStatus.CANCELLED
+
+
+def test_translate_weights_and_augmentations_use_the_checkpoints_in_the_bucket(
+    s3_media: S3Media, trained_run: Run, settings: Any, tmp_path: Any, alice: Any, client_for: Callable,
+) -> None:
+    import hashlib
+    import json
+    import zipfile
+
+    import numpy as np
+
+    from training import use
+    from training.models import Augmentation, AugmentationStatus
+
+    prefix = trained_run.storage_prefix
+    alive = Checkpoint.objects.filter(run=trained_run, deleted_at__isnull=True).order_by("step")
+    assert s3_media.keys(f"{prefix}/checkpoints/") == [c.file.name for c in alive]
+    assert files_under(settings.MEDIA_ROOT) == []
+
+    # The web (a cache of its own) translates with a copy of the checkpoint fetched from the bucket.
+    settings.WINNOW_MEDIA_CACHE = tmp_path / "web-cache"
+    photo = io.BytesIO()
+    Image.fromarray(np.random.default_rng(3).integers(0, 256, (33, 45, 3), dtype=np.uint8)).save(photo, "PNG")
+    photo.seek(0)
+    photo.name = "photo.png"
+    response = client_for(alice).post(f"/api/v1/runs/{trained_run.pk}/translate/", {"image": photo, "direction": "AB"},
+                                      format="multipart")
+    assert response.status_code == 200 and Image.open(io.BytesIO(response.content)).size == (45, 33)
+    newest = alive.last()
+    assert (settings.WINNOW_MEDIA_CACHE / newest.file.name).read_bytes() == s3_media.read(newest.file.name)
+
+    # An augmentation on a machine with an empty cache: its zip is stored whole in the bucket and downloads.
+    settings.WINNOW_MEDIA_CACHE = tmp_path / "another-machine-cache"
+    augmentation = Augmentation.objects.create(run=trained_run, checkpoint=newest, direction="BA", count=2,
+                                               requested_by=alice)
+    use.execute_augmentation(augmentation_id=augmentation.pk)
+    augmentation.refresh_from_db()
+    assert augmentation.status == AugmentationStatus.SUCCEEDED, augmentation.error
+    assert s3_media.keys(f"{prefix}/augmentations/") == [augmentation.file.name]
+    download = client_for(alice).get(f"/api/v1/augmentations/{augmentation.pk}/download/")
+    assert download.status_code == 200
+    body = b"".join(download.streaming_content)
+    assert body == s3_media.read(augmentation.file.name)
+    manifest = json.loads(zipfile.ZipFile(io.BytesIO(body)).read("manifest.json"))
+    assert manifest["count"] == 2
+    assert manifest["checkpoint"]["sha256"] == hashlib.sha256(s3_media.read(newest.file.name)).hexdigest()
+    assert files_under(settings.MEDIA_ROOT) == []
