@@ -12,6 +12,7 @@ from winnow.exceptions import (  # noqa: F401 - re-exported for labeling modules
     InvalidInput,
     NotAllowed,
     NotFound,
+    StorageUnavailable,
 )
 
 

@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from . import assets, webhooks
 from .answers import advance_batch
-from .exceptions import Conflict, IllegalTransition, InvalidInput
+from .exceptions import Conflict, IllegalTransition, InvalidInput, StorageUnavailable
 from .models import (
     Asset,
     Batch,
@@ -315,7 +315,8 @@ def _enqueue_downloads(task_ids: list[int]) -> None:
 
 def download_task_images(*, task_ids: Iterable[int]) -> None:
     """Fetch the images of pending URL tasks. A task is claimed by a conditional update, so a
-    redelivered job skips what another already did; failures mark the task failed with the reason."""
+    redelivered job skips what another already did; failures (a bad download, or a media storage that
+    does not answer) mark the task failed with the reason."""
     for task_id in task_ids:
         task = Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).only("id", "source_url").first()
         if task is None:
@@ -323,7 +324,7 @@ def download_task_images(*, task_ids: Iterable[int]) -> None:
         try:
             data = assets.fetch(task.source_url)
             asset, _ = assets.store(data)
-        except assets.Rejected as exc:
+        except (assets.Rejected, StorageUnavailable) as exc:
             Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).update(status=TaskStatus.FAILED, error=str(exc)[:500])
             continue
         Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).update(asset=asset, status=TaskStatus.QUEUED)

@@ -11,19 +11,33 @@ import io
 import json
 import subprocess
 import sys
+import threading
+from collections.abc import Iterator
 from datetime import timedelta
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from django.utils import timezone
 from PIL import Image
 
-from labeling import exports
+from labeling import exports, ingest
 from labeling.models import Asset, Batch, Export, ExportStatus, Task
 from tests.conftest import REPO, S3Media, files_under, free_port, jpeg_bytes, png_bytes, zip_bytes
+from tests.labeling import test_ingest_urls
 from winnow import media
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def image_server() -> Iterator[str]:
+    """A loopback web server with an image at /img.png (the handler of test_ingest_urls)."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), test_ingest_urls.Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"localhost:{server.server_address[1]}"
+    server.shutdown()
 
 
 def _named(name: str, data: bytes) -> io.BytesIO:
@@ -114,6 +128,21 @@ def test_an_upload_while_the_storage_fails_is_a_clear_503_and_records_nothing(
     settings.STORAGES = {**settings.STORAGES, "default": good}  # the storage is back: the same request works
     response = upload(client_for(alice), batch_id, [("a.png", png_bytes(11)), ("b.png", png_bytes(12))])
     assert response.status_code == 201 and response.data["summary"]["created"] == 2
+
+
+def test_a_url_download_while_the_storage_fails_marks_the_task_failed_with_the_reason(
+    s3_media: S3Media, settings: Any, image_server: str, project: Any, make_batch: Any,
+) -> None:
+    batch = make_batch(project, 0, finalize=False)
+    ingest.ingest_urls(batch=batch, items=[{"image_url": f"http://{image_server}/img.png", "unique_id": "u"}])
+    task = Task.objects.get(unique_id="u")
+    settings.INGEST_ALLOWED_HOSTS = ["localhost"]
+    settings.STORAGES = {**settings.STORAGES, "default": s3_media.storage_settings(AWS_STORAGE_BUCKET_NAME="gone")}
+    ingest.download_task_images(task_ids=[task.pk])
+    task.refresh_from_db()
+    assert task.status == "failed" and task.asset_id is None
+    assert task.error.startswith("the media storage is unavailable: could not store assets/")
+    assert not Asset.objects.exists()
 
 
 @pytest.mark.worker
