@@ -46,6 +46,9 @@ from .files import atomic_write
 # A file written for upload stays in memory up to this size, then spills to a temporary file.
 SPOOL_BYTES = 8 << 20
 COPY_CHUNK = 1 << 20
+# What a response reads at a time from the stored file (FileResponse's default, 4 KB, means many small reads
+# of an S3 body).
+STREAM_CHUNK = 256 << 10
 # Files fetched at once by `local_copies` (a training split is thousands of small images).
 COPY_THREADS = 8
 
@@ -231,6 +234,7 @@ def file_response(name: str, *, content_type: str | None = None, attachment: str
         body, as_attachment=attachment is not None, filename=filename,
         content_type=content_type or mimetypes.guess_type(filename)[0] or "application/octet-stream",
     )
+    response.block_size = STREAM_CHUNK
     if body is not handle:
         response["Content-Length"] = str(handle.size)
     return response
