@@ -33,9 +33,9 @@ import urllib3.util
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
+from winnow.exceptions import InvalidInput
 from winnow.files import atomic_write
 
-from .exceptions import InvalidInput
 from .models import Asset
 
 ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"}

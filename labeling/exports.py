@@ -21,8 +21,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from winnow import jobs as background
+from winnow.exceptions import IllegalTransition, InvalidInput
 
-from .exceptions import IllegalTransition, InvalidInput
 from .formats import WRITERS, stream_cyclegan_zip, task_rows
 from .models import Batch, Export, ExportStatus, Project, Split, SplitStatus, Task
 
