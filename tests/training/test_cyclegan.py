@@ -521,12 +521,13 @@ def test_compiled_training_saves_uncompiled_keys(domains: Domains, tmp_path: Pat
 
 def test_the_command_line_trains_on_two_cpu_processes_under_torchrun(domains: Domains, tmp_path: Path) -> None:
     # The documented multi-GPU launch, on the CPU with the gloo backend: two ranks share each batch.
+    # --standalone: a free port of its own, so two suites on one machine never meet on the default 29500.
     import subprocess
     import sys
 
     config = '{"image_size": 32, "ngf": 8, "ndf": 8, "n_blocks": 1, "epochs": 1, "decay_epochs": 1, "num_workers": 0, "log_every": 1}'
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "training.cyclegan",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "training.cyclegan",
          str(Path(domains.a[0]).parent), str(Path(domains.b[0]).parent), "--out", str(tmp_path / "ddp"),
          "--config", config],
         capture_output=True, text=True, timeout=240, cwd=Path(__file__).resolve().parents[2],
