@@ -25,8 +25,8 @@ DIFFAUG_POLICIES = ("none", "translation", "translation,cutout", "color,translat
 RECIPES: dict[str, dict[str, Any]] = {
     "paper": {"residual": False, "colour_head": False, "lambda_identity": 0.5, "diffaug": "none",
               "spectral_norm": False, "r1_gamma": 0.0, "lr_d_ratio": 1.0, "pixel_d": 0.0},
-    "small-data": {"residual": True, "colour_head": True, "lambda_identity": 0.5, "diffaug": "none",
-                   "spectral_norm": False, "r1_gamma": 0.0, "lr_d_ratio": 1.0, "pixel_d": 0.0},
+    "small-data": {"residual": True, "colour_head": True, "lambda_identity": 0.1, "diffaug": "none",
+                   "spectral_norm": False, "r1_gamma": 0.0, "lr_d_ratio": 1.0, "pixel_d": 1.0},
 }
 
 
