@@ -14,7 +14,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 
-from .exceptions import Conflict, InvalidInput
+from winnow.exceptions import Conflict, InvalidInput
+
 from .models import Membership, Project
 
 User = get_user_model()

@@ -10,15 +10,11 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from winnow.exceptions import Conflict, DomainError, InvalidInput, NotFound
+
 from . import hotpath, webhooks
 from .consensus import resolve_task
-from .exceptions import (
-    Conflict,
-    DomainError,
-    InvalidInput,
-    LeaseExpired,
-    NotFound,
-)
+from .exceptions import LeaseExpired
 from .hotpath import ANSWER_LOCK, ANSWER_STATE, BATCH_LABELED, convert, loaded
 from .leasing import check_labeling_membership, is_row_id, labeling_membership
 from .models import (

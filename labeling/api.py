@@ -23,10 +23,10 @@ from rest_framework.response import Response
 
 from winnow import serializers as strict
 from winnow import storage
+from winnow.exceptions import Conflict
 from winnow.parsers import UrlListJSONParser
 
 from . import accounts, answers, curation, exports, formats, ingest, leasing, projects, reports, splits, webhooks
-from .exceptions import Conflict
 from .models import (
     Annotation,
     Audit,

@@ -34,8 +34,8 @@ from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
 from winnow import storage
+from winnow.exceptions import InvalidInput
 
-from .exceptions import InvalidInput
 from .models import Asset
 
 ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"}

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from winnow.exceptions import DomainError, InvalidInput
+
 from . import ingest, quality
-from .exceptions import DomainError, InvalidInput
 from .models import Project, Task
 
 ACTIONS = ("cancel", "make_gold", "relabel")

@@ -1,19 +1,8 @@
-"""Labeling's own refusals. The shared ones and the API handler live in winnow/exceptions.py.
-
-The shared names are imported here too, because labeling modules import them from this module.
-"""
+"""Labeling's own refusals; the shared ones and the API's error handler live in winnow/exceptions.py."""
 
 from __future__ import annotations
 
-from winnow.exceptions import (  # noqa: F401 - re-exported for labeling modules
-    Conflict,
-    DomainError,
-    IllegalTransition,
-    InvalidInput,
-    NotAllowed,
-    NotFound,
-    StorageUnavailable,
-)
+from winnow.exceptions import Conflict
 
 
 class CalibrationRequired(Conflict):

@@ -19,8 +19,8 @@ from django.utils import timezone
 
 from winnow import jobs as background
 from winnow import storage
+from winnow.exceptions import IllegalTransition, InvalidInput
 
-from .exceptions import IllegalTransition, InvalidInput
 from .formats import WRITERS, stream_cyclegan_zip, task_rows
 from .models import Batch, Export, ExportStatus, Project, Split, SplitStatus, Task
 

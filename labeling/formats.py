@@ -22,9 +22,9 @@ from django.db.models import TextField
 from django.db.models.functions import Cast
 
 from winnow import media
+from winnow.exceptions import IllegalTransition
 from winnow.files import ZipStream, copy_into
 
-from .exceptions import IllegalTransition
 from .models import Annotation, Asset, Audit, Project, Split, SplitStatus, Task
 
 CHUNK = 2000

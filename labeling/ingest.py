@@ -16,9 +16,10 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from winnow.exceptions import Conflict, IllegalTransition, InvalidInput, StorageUnavailable
+
 from . import assets, webhooks
 from .answers import advance_batch
-from .exceptions import Conflict, IllegalTransition, InvalidInput, StorageUnavailable
 from .models import (
     Asset,
     Batch,

@@ -9,14 +9,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
 
+from winnow.exceptions import Conflict, InvalidInput, NotAllowed, NotFound
+
 from . import hotpath
-from .exceptions import (
-    Conflict,
-    InvalidInput,
-    LeaseExpired,
-    NotAllowed,
-    NotFound,
-)
+from .exceptions import LeaseExpired
 from .hotpath import LEASE_CALL, LEASE_PROJECT, loaded
 from .models import (
     LABELABLE_BATCH_STATUSES,
@@ -40,12 +36,16 @@ SKIP_COOLDOWN = timedelta(minutes=10)
 MAX_ID = 2**63 - 1
 
 
+# A stranger is told nothing more than for a project that does not exist.
+NOT_A_MEMBER = "no such project here: it does not exist or you are not a member of it"
+
+
 def labeling_membership(project: Project, annotator: AbstractBaseUser) -> Membership:
+    """The annotator's membership of `project`, refused as `check_labeling_membership` refuses."""
     membership = Membership.objects.filter(project=project, user=annotator).first()
-    check_labeling_membership(None if membership is None else membership.pk,
-                              None if membership is None else membership.paused_at,
-                              "" if membership is None else membership.paused_reason)
-    assert membership is not None  # refused above
+    if membership is None:
+        raise NotFound(NOT_A_MEMBER)
+    check_labeling_membership(membership.pk, membership.paused_at, membership.paused_reason)
     return membership
 
 
@@ -122,7 +122,7 @@ def check_labeling_membership(member_id: int | None, paused_at: datetime | None,
     """Refuse a non-member (no membership row: 404, as for a project that does not exist, so nothing tells a
     stranger it is there) or a paused annotator (403), from a membership row's fields."""
     if member_id is None:
-        raise NotFound("no such project here: it does not exist or you are not a member of it")
+        raise NotFound(NOT_A_MEMBER)
     if paused_at is not None:
         raise NotAllowed(f"your labeling on this project is paused: {paused_reason or 'ask the owner'}", code="paused")
 

@@ -1,10 +1,17 @@
-"""Who may do what: small permission classes resolved against the object's project."""
+"""Who may do what: one project-role check for every API route and page.
+
+`member_role` and `require_role` raise Django's `Http404` and `PermissionDenied`, so the same check
+serves the API (winnow.exceptions turns them into `{detail, code}` 404 and 403 bodies) and the pages
+(the styled 404.html and 403.html). A non-member of a project gets 404 on its objects, as if they did
+not exist; a member in another role gets 403 saying who may.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from rest_framework.exceptions import NotFound, PermissionDenied
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from rest_framework.permissions import SAFE_METHODS, BasePermission
 from rest_framework.request import Request
 
@@ -36,7 +43,7 @@ def member_role(user: Any, obj: Any) -> str:
     so a project's objects never tell a stranger they are there."""
     role = role_in(user, project_of(obj))
     if role is None:
-        raise NotFound("no such object here: it does not exist or you are not a member of its project")
+        raise Http404("no such object here: it does not exist or you are not a member of its project")
     return role
 
 

@@ -14,15 +14,11 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from winnow.exceptions import Conflict, IllegalTransition, InvalidInput, NotFound
+
 from . import webhooks
 from .answers import advance_batch
-from .exceptions import (
-    CalibrationRequired,
-    Conflict,
-    IllegalTransition,
-    InvalidInput,
-    NotFound,
-)
+from .exceptions import CalibrationRequired
 from .models import (
     Annotation,
     Batch,

@@ -17,8 +17,9 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from winnow.exceptions import Conflict, IllegalTransition, InvalidInput, NotFound
+
 from . import webhooks
-from .exceptions import Conflict, IllegalTransition, InvalidInput, NotFound
 from .models import (
     Annotation,
     Audit,

@@ -14,8 +14,9 @@ from django.core.cache import cache
 from django.db.models import Count, Exists, F, OuterRef, Q
 from django.db.models.functions import TruncDay, TruncWeek
 
+from winnow.exceptions import InvalidInput
+
 from . import stats
-from .exceptions import InvalidInput
 from .models import (
     LABELABLE_BATCH_STATUSES,
     Annotation,

@@ -22,10 +22,10 @@ from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from winnow.exceptions import IllegalTransition, InvalidInput
 from winnow.files import ZipStream, copy_into
 
 from . import webhooks
-from .exceptions import IllegalTransition, InvalidInput
 from .models import (
     BatchStatus,
     Domain,

@@ -6,20 +6,12 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import NoReverseMatch, reverse
 
-from .models import Membership, Project, Role, Task
-
-
-def _project_role(user: Any, project_id: int | str) -> str | None:
-    return (
-        Membership.objects.filter(user=user, project_id=project_id, project__deleted_at__isnull=True)
-        .values_list("role", flat=True)
-        .first()
-    )
+from .models import Project, Role, Task
+from .permissions import MEMBERS, OWNERS, REVIEWERS, require_role, role_in
 
 
 def may_read_image(user: Any, parts: list[str]) -> bool:
@@ -37,7 +29,8 @@ def may_read_project_file(user: Any, parts: list[str]) -> bool:
     folder, key = parts[0], parts[1]
     if not (key.isascii() and key.isdigit()):
         return False
-    role = _project_role(user, key)
+    project = Project.objects.alive().filter(pk=int(key)).first()
+    role = None if project is None else role_in(user, project)
     return role is not None and (folder == "splits" or role == Role.OWNER)
 
 
@@ -75,22 +68,25 @@ def review_url(project: Project, role: str | None) -> str | None:
     return None
 
 
-def _project_page(request: HttpRequest, pk: int, template: str, *, owner_only: bool = False,
-                  extra: dict[str, Any] | None = None) -> HttpResponse:
-    project = get_object_or_404(Project.objects.alive(), pk=pk)
-    membership = Membership.objects.filter(project=project, user=request.user).first()
-    if membership is None:
-        raise PermissionDenied("you are not a member of this project")
-    if owner_only and membership.role != Role.OWNER:
-        raise PermissionDenied("only the project's owners may open this page")
+def project_page(request: HttpRequest, project: Project, template: str, *, roles: set[str] = MEMBERS,
+                 what: str = "open this page", extra: dict[str, Any] | None = None) -> HttpResponse:
+    """Render a project's page for a member in one of `roles`: the one role check of the API
+    (permissions.require_role), so a stranger gets the styled 404 and a member in another role the 403."""
+    role = require_role(request.user, project, roles, what)
     context = {
         "project": project,
-        "membership": membership,
-        "is_owner": membership.role == Role.OWNER,
-        "review_url": review_url(project, membership.role),
+        "role": role,
+        "is_owner": role == Role.OWNER,
+        "review_url": review_url(project, role),
         **(extra or {}),
     }
     return render(request, template, context)
+
+
+def _project_page(request: HttpRequest, pk: int, template: str, *, roles: set[str] = MEMBERS,
+                  extra: dict[str, Any] | None = None) -> HttpResponse:
+    project = get_object_or_404(Project.objects.alive(), pk=pk)
+    return project_page(request, project, template, roles=roles, extra=extra)
 
 
 # The new-project form starts from the model's defaults, so the page and the API never disagree.
@@ -123,38 +119,38 @@ def grid(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def project_settings(request: HttpRequest, pk: int) -> HttpResponse:
     """Owner page: settings and the taxonomy editor."""
-    return _project_page(request, pk, "labeling/settings.html", owner_only=True)
+    return _project_page(request, pk, "labeling/settings.html", roles=OWNERS)
 
 
 @login_required
 def batches(request: HttpRequest, pk: int) -> HttpResponse:
     """Owner page: batches with their progress, new batches and uploads."""
-    return _project_page(request, pk, "labeling/batches.html", owner_only=True)
+    return _project_page(request, pk, "labeling/batches.html", roles=OWNERS)
 
 
 @login_required
 def members(request: HttpRequest, pk: int) -> HttpResponse:
     """Owner page: members and roles, new accounts, and each annotator's figures with pause and reinstate."""
-    return _project_page(request, pk, "labeling/members.html", owner_only=True,
+    return _project_page(request, pk, "labeling/members.html", roles=OWNERS,
                          extra={"signup_enabled": settings.WINNOW_SIGNUP_ENABLED})
 
 
 @login_required
 def tasks(request: HttpRequest, pk: int) -> HttpResponse:
     """Owner page, the data manager: every task with filters, a detail drawer and bulk actions."""
-    return _project_page(request, pk, "labeling/tasks.html", owner_only=True)
+    return _project_page(request, pk, "labeling/tasks.html", roles=OWNERS)
 
 
 @login_required
 def quality(request: HttpRequest, pk: int) -> HttpResponse:
     """Owner page: calibration report, gold accuracy over time, every batch's audit against the acceptance line."""
-    return _project_page(request, pk, "labeling/quality.html", owner_only=True)
+    return _project_page(request, pk, "labeling/quality.html", roles=OWNERS)
 
 
 @login_required
 def exports(request: HttpRequest, pk: int) -> HttpResponse:
     """Owner page: start a background export in any format, follow its progress, download past ones."""
-    return _project_page(request, pk, "labeling/exports.html", owner_only=True,
+    return _project_page(request, pk, "labeling/exports.html", roles=OWNERS,
                          extra={"retention_hours": settings.EXPORT_RETENTION_HOURS})
 
 
@@ -163,7 +159,7 @@ def webhooks(request: HttpRequest, pk: int) -> HttpResponse:
     """Owner page: webhooks, the signing secret and the delivery log."""
     from .models import WebhookEvent
 
-    return _project_page(request, pk, "labeling/webhooks.html", owner_only=True,
+    return _project_page(request, pk, "labeling/webhooks.html", roles=OWNERS,
                          extra={"events": WebhookEvent.choices})
 
 
@@ -171,10 +167,9 @@ def webhooks(request: HttpRequest, pk: int) -> HttpResponse:
 def review(request: HttpRequest, pk: int) -> HttpResponse:
     """Reviewers audit sampled answers; owners also confirm or correct calibration answers here."""
     project = get_object_or_404(Project.objects.alive(), pk=pk)
-    role = Membership.objects.filter(project=project, user=request.user).values_list("role", flat=True).first()
-    if role not in (Role.REVIEWER, Role.OWNER):
-        raise PermissionDenied("only the project's reviewers and owners may review")
+    require_role(request.user, project, REVIEWERS, "review")
     calibration = list(
         project.batches.alive().filter(kind="calibration").exclude(status__in=["open", "finalized"]).values("id", "name")
     )
-    return _project_page(request, pk, "labeling/review.html", extra={"calibration_batches": calibration})
+    return project_page(request, project, "labeling/review.html", roles=REVIEWERS, what="review",
+                        extra={"calibration_batches": calibration})

@@ -50,9 +50,9 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 from winnow import jobs as background
+from winnow.exceptions import Conflict, InvalidInput
 
 from . import assets, reports
-from .exceptions import Conflict, InvalidInput
 from .models import Batch, Delivery, DeliveryStatus, Project, Split, Task, Webhook, WebhookEvent, new_secret
 from .scale import shapes as scale_shapes  # Scale-style callbacks carry the task and batch as Scale shows them
 

@@ -15,6 +15,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import pytest
 from django.conf import settings
@@ -222,6 +223,19 @@ class WorkerProcess:
                 self.kill()
 
 
+def database_url(db: dict[str, Any]) -> str:
+    """A URL for Django's connection settings `db`. The embedded server's host is its socket folder, which
+    dj-database-url reads from the query into OPTIONS (`?host=/folder&port=5432`); it goes back there."""
+    user = quote(db["USER"] or "", safe="")
+    password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
+    options = db.get("OPTIONS") or {}
+    host, port = db.get("HOST") or options.get("host") or "", db.get("PORT") or options.get("port") or ""
+    if host.startswith("/"):
+        query = urlencode({"host": host, **({"port": port} if port else {})})
+        return f"postgres://{user}{password}@/{db['NAME']}?{query}"
+    return f"postgres://{user}{password}@{host}{':' + str(port) if port else ''}/{db['NAME']}"
+
+
 @pytest.fixture(scope="session")
 def worker_env(django_db_setup: Any, django_db_blocker: Any) -> dict[str, str]:
     """Environment for worker subprocesses: the test database, the test broker, the test media folder."""
@@ -231,7 +245,7 @@ def worker_env(django_db_setup: Any, django_db_blocker: Any) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="tests.settings",
-        DATABASE_URL=f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
+        DATABASE_URL=database_url(db),
         CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
         MEDIA_ROOT=str(settings.MEDIA_ROOT),
         INGEST_ALLOWED_HOSTS="localhost",

@@ -65,3 +65,22 @@ def test_a_server_that_is_not_ready_has_no_url(tmp_path, status):
     assert embedded_db.running_url(tmp_path) is None
     (tmp_path / "postmaster.pid").write_text(f"{os.getpid()}\n{tmp_path}\n0\n5432\n{tmp_path}\n\n0 0\nready\n")
     assert embedded_db.running_url(tmp_path) == f"postgres://postgres@/winnow?host={tmp_path}&port=5432"
+
+
+def test_worker_subprocesses_reach_the_test_database_over_a_socket_folder_or_tcp() -> None:
+    """The live Celery worker gets the test database as a URL; the embedded server's host is its socket
+    folder, which must survive the round trip (a `user@/folder:port/name` URL would not)."""
+    import dj_database_url
+
+    from tests.conftest import database_url
+
+    def where(settings_dict: dict) -> tuple:
+        options = settings_dict.get("OPTIONS") or {}
+        return (settings_dict["USER"], settings_dict["PASSWORD"] or "", settings_dict["NAME"],
+                settings_dict["HOST"] or options.get("host"), str(settings_dict["PORT"] or options.get("port")))
+
+    for url in ("postgres://postgres@/test_winnow?host=/srv/app/var/postgres&port=5432",  # the embedded server's
+                "postgres://postgres:p%40ss%3Aw%2Frd@127.0.0.1:5432/test_winnow"):
+        settings_dict = dj_database_url.parse(url)
+        assert where(dj_database_url.parse(database_url(settings_dict))) == where(settings_dict)
+    assert where(settings_dict)[1:] == ("p@ss:w/rd", "test_winnow", "127.0.0.1", "5432")

@@ -6,29 +6,14 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import get_object_or_404
 
-from labeling.models import Membership, Project, Role
+from labeling.models import Project, Role
 from labeling.permissions import role_in
-from labeling.views import review_url
+from labeling.views import project_page
 
 from .models import Run
-
-
-def _render(request: HttpRequest, project: Project, template: str, extra: dict) -> HttpResponse:
-    membership = Membership.objects.filter(project=project, user=request.user).first()
-    if membership is None:
-        raise PermissionDenied("you are not a member of this project")
-    context = {
-        "project": project,
-        "membership": membership,
-        "is_owner": membership.role == Role.OWNER,
-        "review_url": review_url(project, membership.role),
-        **extra,
-    }
-    return render(request, template, context)
 
 
 @login_required
@@ -37,14 +22,14 @@ def project_training(request: HttpRequest, pk: int) -> HttpResponse:
     project = get_object_or_404(Project.objects.alive(), pk=pk)
     # No GPU worker: training goes to the default queue (as `make run` sets it) or is pinned to the CPU.
     cpu_only = settings.WINNOW_TRAINING_QUEUE != "gpu" or settings.WINNOW_TRAINING_DEVICE == "cpu"
-    return _render(request, project, "training/project.html", {"cpu_only": cpu_only})
+    return project_page(request, project, "training/project.html", extra={"cpu_only": cpu_only})
 
 
 @login_required
 def run_page(request: HttpRequest, pk: int) -> HttpResponse:
     """One run: status, progress and ETA, loss curves, sample grids, checkpoints, cancel/resume, translate."""
     run = get_object_or_404(Run.objects.select_related("project", "split"), pk=pk, project__deleted_at__isnull=True)
-    return _render(request, run.project, "training/run.html", {"run": run})
+    return project_page(request, run.project, "training/run.html", extra={"run": run})
 
 
 def may_read_run_file(user: Any, parts: list[str]) -> bool:

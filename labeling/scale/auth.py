@@ -12,7 +12,8 @@ from rest_framework.authentication import BaseAuthentication, get_authorization_
 from rest_framework.authtoken.models import Token
 from rest_framework.request import Request
 
-from ..exceptions import InvalidInput, NotAllowed, NotFound
+from winnow.exceptions import InvalidInput, NotAllowed, NotFound
+
 from ..leasing import MAX_ID
 from ..models import (
     Batch,

@@ -14,7 +14,8 @@ from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
-from ..exceptions import InvalidInput
+from winnow.exceptions import InvalidInput
+
 from ..models import (
     MAX_INSTRUCTIONS,
     MAX_LONG_HINT,

@@ -18,10 +18,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from winnow.exceptions import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
 from winnow.parsers import JSONParser
 
 from .. import ingest, projects, quality, webhooks
-from ..exceptions import Conflict, DomainError, InvalidInput, NotAllowed, NotFound
 from ..models import (
     Audit,
     AuditVerdict,

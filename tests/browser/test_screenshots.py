@@ -17,9 +17,9 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from labeling import answers, exports, ingest, leasing, projects, quality, splits
-from labeling.exceptions import NotAllowed
 from labeling.models import Annotation, Delivery, Export, Task, TaskStatus, Webhook
 from tests.conftest import png_bytes
+from winnow.exceptions import NotAllowed
 
 pytestmark = [pytest.mark.browser, pytest.mark.skipif(not os.environ.get("WINNOW_SCREENSHOTS"), reason="set WINNOW_SCREENSHOTS=1")]
 DOCS = Path(__file__).resolve().parents[2] / "docs"

@@ -3,8 +3,8 @@
 import pytest
 
 from labeling import leasing
-from labeling.exceptions import NotAllowed
 from labeling.models import Lease, Membership
+from winnow.exceptions import NotAllowed
 
 pytestmark = pytest.mark.django_db
 

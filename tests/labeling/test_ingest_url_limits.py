@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from labeling import assets, webhooks
-from labeling.exceptions import InvalidInput
 from tests.conftest import png_bytes
+from winnow.exceptions import InvalidInput
 
 IMAGE = png_bytes(11)
 

@@ -11,8 +11,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from labeling import answers, hotpath, leasing, projects
-from labeling.exceptions import Conflict
 from labeling.models import Annotation, BatchStatus, Lease, Membership, Role, Task, TaskStatus
+from winnow.exceptions import Conflict
 
 pytestmark = pytest.mark.django_db
 

@@ -3,8 +3,8 @@
 import pytest
 
 from labeling import answers, leasing, projects, quality, reports
-from labeling.exceptions import NotAllowed
 from labeling.models import Annotation, Membership
+from winnow.exceptions import NotAllowed
 
 pytestmark = pytest.mark.django_db
 

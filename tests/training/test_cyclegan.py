@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from training.cyclegan import checkpoint
-from training.cyclegan.config import CycleGANConfig
+from training.cyclegan.config import ConfigError, CycleGANConfig
 from training.cyclegan.data import Domains, UnpairedBatchSampler, load_image
 from training.cyclegan.infer import export_generators, load_generator, translate
 from training.cyclegan.model import ImagePool, PatchDiscriminator, ResnetGenerator, lr_factor
@@ -251,6 +251,25 @@ def test_the_r1_penalty_is_the_squared_gradient_norm_on_real_images() -> None:
     assert torch.allclose(weight.grad, 2 * weight.detach())
 
 
+def test_a_pixel_judge_scores_each_pixel_from_its_own_colour_and_weighs_into_the_loss() -> None:
+    from training.cyclegan.model import lsgan_loss
+
+    torch.manual_seed(0)
+    judge = PatchDiscriminator(ndf=8, pixel=True)
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    patches, pixels = judge(images)
+    assert patches.shape == (2, 1, 2, 2) and pixels.shape == (2, 1, 32, 32)
+    changed = images.clone()
+    changed[0, :, 5, 7] = -changed[0, :, 5, 7]  # one pixel's colour
+    moved = (judge(changed)[1] != pixels)[:, 0]
+    assert moved[0, 5, 7] and moved.sum() == 1  # only that pixel's score: it sees colour, not context
+    expected = lsgan_loss(patches, True) + 0.25 * lsgan_loss(pixels, True)
+    assert lsgan_loss((patches, pixels), True, 0.25).item() == pytest.approx(expected.item())
+    assert PatchDiscriminator(ndf=8).pixel is None  # off: the reference's discriminator, state dict and all
+    with pytest.raises(ConfigError, match="pixel_d"):
+        CycleGANConfig(pixel_d=-1.0)
+
+
 def test_patch_discriminator_scores_70px_patches() -> None:
     # n_layers 3: three stride-2 convs then two stride-1 4x4 convs -> 256 px in, 30 x 30 patch scores out.
     assert PatchDiscriminator(ndf=8)(torch.randn(1, 3, 256, 256)).shape == (1, 1, 30, 30)
@@ -384,7 +403,7 @@ def test_a_residual_resize_run_saves_generators_that_load_and_translate(domains:
 def test_a_run_with_every_data_efficiency_option_is_finite_and_its_checkpoint_loads(domains: Domains,
                                                                                    tmp_path: Path) -> None:
     cfg = tiny(recipe="small-data", diffaug="color,translation,cutout", spectral_norm=True, r1_gamma=1.0,
-               lr_d_ratio=0.5, lambda_identity=0.1)
+               lr_d_ratio=0.5, lambda_identity=0.1, pixel_d=1.0)
     logs: list[dict] = []
     result = train(cfg, domains, tmp_path / "run", logs.append, lambda: False)
     assert result.stopped == "completed"
@@ -394,6 +413,7 @@ def test_a_run_with_every_data_efficiency_option_is_finite_and_its_checkpoint_lo
     assert CycleGANConfig.from_dict(state["config"]) == cfg
     assert state["opt_D"]["param_groups"][0]["initial_lr"] == pytest.approx(1e-4)  # lr * lr_d_ratio
     assert any("parametrizations.weight" in key for key in state["D_a"])
+    assert any(key.startswith("pixel.") for key in state["D_b"])  # the pixel judge is saved and resumed
     generator = load_generator(result.checkpoint, "AB")
     assert generator.colour is not None
     with Image.new("RGB", (36, 32), (20, 120, 220)) as image:
@@ -501,12 +521,13 @@ def test_compiled_training_saves_uncompiled_keys(domains: Domains, tmp_path: Pat
 
 def test_the_command_line_trains_on_two_cpu_processes_under_torchrun(domains: Domains, tmp_path: Path) -> None:
     # The documented multi-GPU launch, on the CPU with the gloo backend: two ranks share each batch.
+    # --standalone: a free port of its own, so two suites on one machine never meet on the default 29500.
     import subprocess
     import sys
 
     config = '{"image_size": 32, "ngf": 8, "ndf": 8, "n_blocks": 1, "epochs": 1, "decay_epochs": 1, "num_workers": 0, "log_every": 1}'
     result = subprocess.run(
-        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "-m", "training.cyclegan",
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "training.cyclegan",
          str(Path(domains.a[0]).parent), str(Path(domains.b[0]).parent), "--out", str(tmp_path / "ddp"),
          "--config", config],
         capture_output=True, text=True, timeout=240, cwd=Path(__file__).resolve().parents[2],

@@ -24,9 +24,9 @@ DIFFAUG_POLICIES = ("none", "translation", "translation,cutout", "color,translat
 # what docs/BENCHMARKS.md ("Small splits") measured to learn more from a few hundred images per domain.
 RECIPES: dict[str, dict[str, Any]] = {
     "paper": {"residual": False, "colour_head": False, "lambda_identity": 0.5, "diffaug": "none",
-              "spectral_norm": False, "r1_gamma": 0.0, "lr_d_ratio": 1.0},
-    "small-data": {"residual": True, "colour_head": True, "lambda_identity": 0.5, "diffaug": "none",
-                   "spectral_norm": False, "r1_gamma": 0.0, "lr_d_ratio": 1.0},
+              "spectral_norm": False, "r1_gamma": 0.0, "lr_d_ratio": 1.0, "pixel_d": 0.0},
+    "small-data": {"residual": True, "colour_head": True, "lambda_identity": 0.1, "diffaug": "none",
+                   "spectral_norm": False, "r1_gamma": 0.0, "lr_d_ratio": 1.0, "pixel_d": 1.0},
 }
 
 
@@ -118,6 +118,12 @@ class CycleGANConfig:
     # discriminator's loss, which keeps it smooth around the real images.
     r1_gamma: float | None = knob(None, float, min=0, max=1000, nullable=True,
                                   help="R1 penalty weight on real images (default: the recipe's; paper: 0, off)")
+    # Off in the paper. Each discriminator gains a pixel judge (1x1 convs, no norm; the PixelGAN of
+    # Isola et al. 2017), which sees each pixel's absolute colour, where the PatchGAN's instance norm
+    # hides each image's colour statistics; its LSGAN loss is added with this weight (0: no pixel judge).
+    pixel_d: float | None = knob(None, float, min=0, max=100, nullable=True,
+                                 help="weight of a per-pixel colour discriminator beside the PatchGAN "
+                                      "(default: the recipe's; paper: 0, none)")
     # Optimisation: Adam, lr constant for `epochs`, then linear decay to 0 over `decay_epochs`.
     lr: float = knob(2e-4, float, min=1e-7, max=0.1, help="Adam learning rate (default 2e-4)")
     # 1 in the paper. The discriminators' lr is lr * lr_d_ratio: below 1, a slower discriminator, the

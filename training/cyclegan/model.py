@@ -26,6 +26,8 @@ from .config import CycleGANConfig
 
 RESIDUAL_CLAMP = 0.999  # atanh(0.999) = 3.8: inputs are pulled this far in from +-1
 COLOUR_HEAD_WIDTH = 16  # hidden channels of the per-pixel colour path
+# What a discriminator returns: patch scores, or (patch scores, pixel scores) with a pixel judge.
+Scores = torch.Tensor | tuple[torch.Tensor, torch.Tensor]
 
 
 class ResnetBlock(nn.Module):
@@ -120,8 +122,20 @@ class ResnetGenerator(nn.Module):
 class PatchDiscriminator(nn.Module):
     """PatchGAN: classifies overlapping 70x70 patches (n_layers=3) as real or fake (Isola et al. 2017)."""
 
-    def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3, spectral_norm: bool = False) -> None:
+    def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3, spectral_norm: bool = False,
+                 pixel: bool = False) -> None:
         super().__init__()
+        # Off in the paper. A second judge of each pixel's colour alone (1x1 convs, no norm: the
+        # "PixelGAN" of Isola et al. 2017, pix2pix's `--netD pixel`), beside the PatchGAN, whose instance
+        # norm hides each image's colour statistics from it. None when off, so the state dict is the
+        # reference's.
+        self.pixel: nn.Sequential | None = None
+        if pixel:
+            self.pixel = nn.Sequential(
+                nn.Conv2d(input_nc, ndf, kernel_size=1), nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(ndf, ndf * 2, kernel_size=1), nn.LeakyReLU(0.2, inplace=True),
+                nn.Conv2d(ndf * 2, 1, kernel_size=1),
+            )
         layers: list[nn.Module] = [
             nn.Conv2d(input_nc, ndf, kernel_size=4, stride=2, padding=1),
             nn.LeakyReLU(0.2, inplace=True),
@@ -142,12 +156,16 @@ class PatchDiscriminator(nn.Module):
     def apply_spectral_norm(self) -> None:
         """Spectral-normalise every conv (Miyato et al. 2018), once the weights are initialised: the
         power iteration's vectors are then drawn for the weights it will normalise."""
-        for index, module in enumerate(self.model):
-            if isinstance(module, nn.Conv2d):
-                self.model[index] = nn.utils.parametrizations.spectral_norm(module)
+        for path in (self.model, self.pixel):
+            for index, module in enumerate(path or ()):
+                if isinstance(module, nn.Conv2d):
+                    path[index] = nn.utils.parametrizations.spectral_norm(module)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x)  # (B, C, 256, 256) -> (B, 1, 30, 30) patch scores for n_layers=3
+    def forward(self, x: torch.Tensor) -> Scores:
+        patches = self.model(x)  # (B, C, 256, 256) -> (B, 1, 30, 30) patch scores for n_layers=3
+        if self.pixel is None:
+            return patches
+        return patches, self.pixel(x)  # and (B, 1, 256, 256) pixel scores
 
 
 def init_weights(net: nn.Module, gain: float = 0.02) -> nn.Module:
@@ -170,7 +188,7 @@ def build_generator(cfg: CycleGANConfig, direction: str = "AB") -> ResnetGenerat
 
 def build_discriminator(cfg: CycleGANConfig, channels: int) -> PatchDiscriminator:
     """A freshly initialised PatchGAN for images of `channels` channels."""
-    net = init_weights(PatchDiscriminator(channels, cfg.ndf, cfg.n_layers_d, bool(cfg.spectral_norm)))
+    net = init_weights(PatchDiscriminator(channels, cfg.ndf, cfg.n_layers_d, bool(cfg.spectral_norm), bool(cfg.pixel_d)))
     if cfg.spectral_norm:
         net.apply_spectral_norm()
     return net
@@ -307,12 +325,16 @@ class ImagePool:
         return torch.cat(out, 0)  # (B, C, H, W)
 
 
-def lsgan_loss(prediction: torch.Tensor, target_is_real: bool) -> torch.Tensor:
+def lsgan_loss(prediction: Scores, target_is_real: bool, pixel_weight: float = 1.0) -> torch.Tensor:
     """Least-squares GAN loss (Mao et al. 2017): mean (D(x) - 1)^2 for real targets, D(x)^2 for fake.
 
     The paper replaces the negative log likelihood with this for stabler training (section 4).
-    Computed in fp32 whatever the autocast precision of the discriminator.
+    Computed in fp32 whatever the autocast precision of the discriminator. A discriminator with a
+    pixel judge gives (patch scores, pixel scores): the patch loss plus `pixel_weight` times the pixel one.
     """
+    if isinstance(prediction, tuple):
+        patches, pixels = prediction
+        return lsgan_loss(patches, target_is_real) + pixel_weight * lsgan_loss(pixels, target_is_real)
     prediction = prediction.float()
     target = torch.ones_like(prediction) if target_is_real else torch.zeros_like(prediction)
     return nn.functional.mse_loss(prediction, target)

@@ -37,7 +37,17 @@ from torch.nn.parallel import DistributedDataParallel
 from . import checkpoint
 from .config import CycleGANConfig
 from .data import Domains, eval_tensor, make_loader, to_model_range, to_pil
-from .model import DiffAugment, ImagePool, Networks, build_networks, l1_loss, lr_factor, lsgan_loss, seed_everything
+from .model import (
+    DiffAugment,
+    ImagePool,
+    Networks,
+    Scores,
+    build_networks,
+    l1_loss,
+    lr_factor,
+    lsgan_loss,
+    seed_everything,
+)
 
 GENERATOR_LOSSES = ("G_ab_gan", "G_ba_gan", "cycle_aba", "cycle_bab", "G_ab_idt", "G_ba_idt")
 DISCRIMINATOR_LOSSES = ("D_a", "D_b")
@@ -277,8 +287,8 @@ def generator_step(cfg: CycleGANConfig, loop: LoopModules, optim: Optimisation, 
         fake_a = loop.G_ba(real_b)  # F(b)
         rec_b = loop.G_ab(fake_a)  # G(F(b)) ~ b
         losses = {
-            "G_ab_gan": lsgan_loss(loop.frozen_D_b(loop.augment(fake_b)), True),
-            "G_ba_gan": lsgan_loss(loop.frozen_D_a(loop.augment(fake_a)), True),
+            "G_ab_gan": lsgan_loss(loop.frozen_D_b(loop.augment(fake_b)), True, cfg.pixel_d),
+            "G_ba_gan": lsgan_loss(loop.frozen_D_a(loop.augment(fake_a)), True, cfg.pixel_d),
             "cycle_aba": l1_loss(rec_a, real_a) * cfg.lambda_cycle,
             "cycle_bab": l1_loss(rec_b, real_b) * cfg.lambda_cycle,
         }
@@ -308,8 +318,10 @@ def discriminator_step(cfg: CycleGANConfig, loop: LoopModules, optim: Optimisati
         if cfg.r1_gamma:
             seen_b, seen_a = seen_b.detach().requires_grad_(True), seen_a.detach().requires_grad_(True)
         score_b, score_a = loop.D_b(seen_b), loop.D_a(seen_a)
-        loss_D_b = 0.5 * (lsgan_loss(score_b, True) + lsgan_loss(loop.D_b(loop.augment(pooled_b)), False))
-        loss_D_a = 0.5 * (lsgan_loss(score_a, True) + lsgan_loss(loop.D_a(loop.augment(pooled_a)), False))
+        loss_D_b = 0.5 * (lsgan_loss(score_b, True, cfg.pixel_d)
+                          + lsgan_loss(loop.D_b(loop.augment(pooled_b)), False, cfg.pixel_d))
+        loss_D_a = 0.5 * (lsgan_loss(score_a, True, cfg.pixel_d)
+                          + lsgan_loss(loop.D_a(loop.augment(pooled_a)), False, cfg.pixel_d))
         if cfg.r1_gamma:
             loss_D_b = loss_D_b + r1_penalty(score_b, seen_b) * (cfg.r1_gamma / 2)
             loss_D_a = loss_D_a + r1_penalty(score_a, seen_a) * (cfg.r1_gamma / 2)
@@ -319,10 +331,11 @@ def discriminator_step(cfg: CycleGANConfig, loop: LoopModules, optim: Optimisati
     return {"D_a": loss_D_a, "D_b": loss_D_b}
 
 
-def r1_penalty(scores: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+def r1_penalty(scores: Scores, images: torch.Tensor) -> torch.Tensor:
     """E |grad_x D(x)|^2 over real images x (Mescheder, Geiger and Nowozin 2018, eq. 9 without gamma / 2),
-    kept in the graph so the discriminator's step minimises it."""
-    (grad,) = torch.autograd.grad(scores.float().sum(), images, create_graph=True)
+    kept in the graph so the discriminator's step minimises it; of all its scores with a pixel judge."""
+    total = sum(part.float().sum() for part in scores) if isinstance(scores, tuple) else scores.float().sum()
+    (grad,) = torch.autograd.grad(total, images, create_graph=True)
     return grad.float().pow(2).sum(dim=(1, 2, 3)).mean()
 
 
