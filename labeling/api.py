@@ -22,6 +22,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from winnow import serializers as strict
+from winnow import storage
 from winnow.exceptions import Conflict
 from winnow.parsers import UrlListJSONParser
 
@@ -777,9 +778,9 @@ class ExportViewSet(viewsets.ViewSet):
                            "start a new export", code="expired")
         if export.status != ExportStatus.DONE:
             raise Conflict(f"the export is {export.status}; download it once its status is done", code="not_ready")
-        path = exports.export_path(export)
-        if not path.is_file():
-            raise Conflict("the export's file is gone; start a new export", code="file_missing")
         name = f"project-{export.project_id}-export-{export.pk}.{exports.extension_of(export.format)}"
-        return FileResponse(path.open("rb"), as_attachment=True, filename=name,
-                            content_type=exports.content_type_of(export.format))
+        try:
+            return storage.file_response(export.file, attachment=name,
+                                         content_type=exports.content_type_of(export.format))
+        except FileNotFoundError:
+            raise Conflict("the export's file is gone; start a new export", code="file_missing") from None

@@ -20,7 +20,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from pathlib import Path, PurePosixPath
+from pathlib import PurePosixPath
 from typing import IO, Any
 from urllib.parse import urljoin, urlsplit
 
@@ -33,8 +33,8 @@ import urllib3.util
 from django.conf import settings
 from PIL import Image, UnidentifiedImageError
 
+from winnow import storage
 from winnow.exceptions import InvalidInput
-from winnow.files import atomic_write
 
 from .models import Asset
 
@@ -100,16 +100,17 @@ def measure(data: bytes) -> tuple[Measured, Image.Image]:
 
 
 def write_files(data: bytes, measured: Measured, thumb: Image.Image) -> Asset:
-    """Write the image and its thumbnail under content-derived paths; return an unsaved Asset.
+    """Store the image and its thumbnail under content-derived names in the media storage; return an
+    unsaved Asset.
 
-    Files are written to temporary names and renamed, so a crash leaves no half-written image; the
-    paths come from the hash, so a retry overwrites identical bytes and never duplicates.
+    Each file is stored whole or not at all (winnow/storage.py), so a crash leaves no half-written
+    image; the names come from the hash, so a retry overwrites identical bytes and never duplicates.
+    A storage that does not answer raises StorageUnavailable before the Asset exists.
     """
     rel_file = f"assets/{measured.sha256[:2]}/{measured.sha256}.{EXTENSIONS[measured.format]}"
     rel_thumb = f"thumbs/{measured.sha256[:2]}/{measured.sha256}.jpg"
-    root = Path(settings.MEDIA_ROOT)
-    atomic_write(root / rel_file, lambda fh: fh.write(data))
-    atomic_write(root / rel_thumb, lambda fh: thumb.save(fh, "JPEG", quality=85))
+    storage.put_bytes(rel_file, data)
+    storage.put(rel_thumb, lambda fh: thumb.save(fh, "JPEG", quality=85))
     return Asset(
         sha256=measured.sha256, file=rel_file, thumbnail=rel_thumb, width=measured.width,
         height=measured.height, format=measured.format, byte_size=measured.byte_size,

@@ -6,14 +6,11 @@ themselves live in `formats.py`.
 from __future__ import annotations
 
 import logging
-import os
 import secrets
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
@@ -21,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from winnow import jobs as background
+from winnow import storage
 from winnow.exceptions import IllegalTransition, InvalidInput
 
 from .formats import WRITERS, stream_cyclegan_zip, task_rows
@@ -77,18 +75,15 @@ def content_type_of(fmt: str) -> str:
     return "application/zip" if fmt == "cyclegan" else WRITERS[fmt].content_type
 
 
-def export_path(export: Export) -> Path:
-    return Path(settings.MEDIA_ROOT) / export.file
-
-
 def run_export(*, export_id: int) -> None:
-    """Write a queued export to MEDIA_ROOT/exports/, counting rows as it goes (queued → running → done).
+    """Write a queued export to exports/ in the media storage, counting rows as it goes (queued → running → done).
 
     A background job (winnow/jobs.py): claimed by a conditional update, so a redelivered job does
     nothing while the export's worker is alive; the worker beats while it writes. If it was killed
     (its beat older than EXPORT_STALE_SECONDS), the sweep or a redelivered job takes the export over
-    and starts the file again, removing what the dead worker left. The file is written under a
-    temporary name and renamed when complete; a failure marks the export failed with the reason.
+    and starts the file again, removing what the dead worker left. The file is stored whole or not at
+    all (winnow/storage.py: a temporary file renamed in a folder, one upload to a bucket); a failure
+    marks the export failed with the reason.
     """
     if not Export.objects.claim(export_id, rows_done=0):
         return
@@ -98,11 +93,8 @@ def run_export(*, export_id: int) -> None:
 
 def _write_export(export: Export) -> None:
     export_id = export.pk
-    folder = Path(settings.MEDIA_ROOT) / "exports" / str(export.project_id)
-    folder.mkdir(parents=True, exist_ok=True)
-    for leftover in folder.glob(f".tmp-{export_id}-*"):  # a killed worker's partial file
+    if storage.remove_leftovers(f"exports/{export.project_id}", f".tmp-{export_id}-*"):  # a killed worker's partial file
         log.warning("export %s: its worker stopped while writing it; writing it again", export_id)
-        leftover.unlink(missing_ok=True)
     last_progress = time.monotonic()
 
     def progress(n: int) -> None:
@@ -111,36 +103,30 @@ def _write_export(export: Export) -> None:
             last_progress = time.monotonic()
             Export.objects.filter(pk=export_id).update(rows_done=n)
 
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".tmp-{export_id}-")
-    out = os.fdopen(fd, "wb")
-    try:
-        if export.format == "cyclegan":
-            if export.split is None:  # start_export requires one; it was deleted while the export waited
-                raise InvalidInput("the split of this export was deleted; export another split")
-            total = export.split.items.count()
-            chunks = stream_cyclegan_zip(export.split, on_item=progress)
-        else:
-            writer = WRITERS[export.format]
-            tasks = Task.objects.alive().filter(project_id=export.project_id)
-            if export.batch_id:
-                tasks = tasks.filter(batch_id=export.batch_id)
-            total = tasks.count()
-            rows = task_rows(project=export.project, base_url=settings.WINNOW_PUBLIC_URL, batch_id=export.batch_id)
-            chunks = writer.stream(_counted(rows, progress))
-        Export.objects.filter(pk=export_id).update(rows_total=total)
-        with out:
-            for chunk in chunks:
-                out.write(chunk)
-        name = f"exports/{export.project_id}/export-{export.pk}-{secrets.token_urlsafe(12)}.{extension_of(export.format)}"
-        os.replace(tmp, Path(settings.MEDIA_ROOT) / name)
-        Export.objects.filter(pk=export_id).update(
-            status=ExportStatus.DONE, file=name, rows_done=total, byte_size=(Path(settings.MEDIA_ROOT) / name).stat().st_size,
-            finished_at=timezone.now(),
-        )
-    except BaseException:
-        out.close()
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    if export.format == "cyclegan":
+        if export.split is None:  # start_export requires one; it was deleted while the export waited
+            raise InvalidInput("the split of this export was deleted; export another split")
+        total = export.split.items.count()
+        chunks = stream_cyclegan_zip(export.split, on_item=progress)
+    else:
+        writer = WRITERS[export.format]
+        tasks = Task.objects.alive().filter(project_id=export.project_id)
+        if export.batch_id:
+            tasks = tasks.filter(batch_id=export.batch_id)
+        total = tasks.count()
+        rows = task_rows(project=export.project, base_url=settings.WINNOW_PUBLIC_URL, batch_id=export.batch_id)
+        chunks = writer.stream(_counted(rows, progress))
+    Export.objects.filter(pk=export_id).update(rows_total=total)
+
+    def write(out: IO[bytes]) -> None:
+        for chunk in chunks:
+            out.write(chunk)
+
+    name = f"exports/{export.project_id}/export-{export.pk}-{secrets.token_urlsafe(12)}.{extension_of(export.format)}"
+    size = storage.put(name, write, prefix=f".tmp-{export_id}-")
+    Export.objects.filter(pk=export_id).update(
+        status=ExportStatus.DONE, file=name, rows_done=total, byte_size=size, finished_at=timezone.now(),
+    )
 
 
 def requeue_stalled_exports() -> list[int]:
@@ -165,9 +151,11 @@ def prune_exports(*, now: datetime | None = None) -> int:
     expired = 0
     for export in Export.objects.filter(status=ExportStatus.DONE, finished_at__lt=cutoff).only("id", "file"):
         if Export.objects.filter(pk=export.pk, status=ExportStatus.DONE).update(status=ExportStatus.EXPIRED):
-            export_path(export).unlink(missing_ok=True)
+            if export.file:
+                storage.delete(export.file)
             expired += 1
-    for tmp in (Path(settings.MEDIA_ROOT) / "exports").glob("*/.tmp-*"):
+    root = storage.local_root()  # object storage keeps no temporary files: an upload is whole or absent
+    for tmp in (root / "exports").glob("*/.tmp-*") if root is not None else ():
         try:
             if tmp.stat().st_mtime < cutoff.timestamp():
                 tmp.unlink()

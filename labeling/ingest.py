@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from winnow.exceptions import Conflict, IllegalTransition, InvalidInput
+from winnow.exceptions import Conflict, IllegalTransition, InvalidInput, StorageUnavailable
 
 from . import assets, webhooks
 from .answers import advance_batch
@@ -316,7 +316,8 @@ def _enqueue_downloads(task_ids: list[int]) -> None:
 
 def download_task_images(*, task_ids: Iterable[int]) -> None:
     """Fetch the images of pending URL tasks. A task is claimed by a conditional update, so a
-    redelivered job skips what another already did; failures mark the task failed with the reason."""
+    redelivered job skips what another already did; failures (a bad download, or a media storage that
+    does not answer) mark the task failed with the reason."""
     for task_id in task_ids:
         task = Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).only("id", "source_url").first()
         if task is None:
@@ -324,7 +325,7 @@ def download_task_images(*, task_ids: Iterable[int]) -> None:
         try:
             data = assets.fetch(task.source_url)
             asset, _ = assets.store(data)
-        except assets.Rejected as exc:
+        except (assets.Rejected, StorageUnavailable) as exc:
             Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).update(status=TaskStatus.FAILED, error=str(exc)[:500])
             continue
         Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).update(asset=asset, status=TaskStatus.QUEUED)

@@ -586,7 +586,7 @@ class Export(BackgroundJob):
     status = models.CharField(max_length=10, choices=ExportStatus.choices, default=ExportStatus.QUEUED)
     rows_done = models.PositiveIntegerField(default=0)
     rows_total = models.PositiveIntegerField(null=True, blank=True)
-    # Storage name under MEDIA_ROOT/exports/; it carries a random token, so it cannot be guessed.
+    # Storage name under exports/ in the media storage; it carries a random token, so it cannot be guessed.
     file = models.CharField(max_length=300, blank=True)
     byte_size = models.PositiveBigIntegerField(null=True, blank=True)
     error = models.CharField(max_length=500, blank=True)

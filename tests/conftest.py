@@ -298,6 +298,83 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60, interval: float 
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
+# --- S3-compatible object storage ----------------------------------------------------------------
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class S3Media:
+    """A bucket of its own on the loopback S3 server, and the environment that points Winnow at it."""
+
+    def __init__(self, endpoint: str, bucket: str) -> None:
+        import boto3
+
+        self.endpoint, self.bucket = endpoint, bucket
+        self.env = {
+            "WINNOW_STORAGE": "s3", "AWS_STORAGE_BUCKET_NAME": bucket, "AWS_S3_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "winnow-test", "AWS_SECRET_ACCESS_KEY": "winnow-test-secret",
+            "AWS_S3_REGION_NAME": "us-east-1", "AWS_S3_MAX_ATTEMPTS": "1", "AWS_S3_CONNECT_TIMEOUT": "2",
+        }
+        self.client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                                   aws_access_key_id="winnow-test", aws_secret_access_key="winnow-test-secret")
+
+    def storage_settings(self, **env: str) -> dict[str, Any]:
+        """STORAGES["default"] as winnow/settings.py builds it from this environment (and `env` on top)."""
+        from winnow.settings import media_storage
+
+        saved = dict(os.environ)
+        os.environ.update({**self.env, **env})
+        try:
+            return media_storage("s3")
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+    def keys(self, prefix: str = "") -> list[str]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", ()))
+
+    def read(self, key: str) -> bytes:
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
+
+@pytest.fixture(scope="session")
+def s3_server() -> Iterator[str]:
+    """A real S3-compatible server (moto's server mode) on a free loopback port; yields its endpoint URL."""
+    from moto.server import ThreadedMotoServer
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3_media(s3_server: str, settings: Any, tmp_path: Path) -> S3Media:
+    """The media storage of this process is a fresh bucket on the loopback S3 server. MEDIA_ROOT and the
+    local cache move to empty folders of this test, so a test can show nothing was written to disk."""
+    import uuid
+
+    media = S3Media(s3_server, f"winnow-test-{uuid.uuid4().hex[:16]}")
+    media.client.create_bucket(Bucket=media.bucket)
+    settings.STORAGES = {**settings.STORAGES, "default": media.storage_settings()}
+    settings.MEDIA_ROOT = tmp_path / "media-root"
+    settings.WINNOW_MEDIA_CACHE = tmp_path / "media-cache"
+    return media
+
+
+def files_under(folder: Path) -> list[str]:
+    """Every file under `folder` (relative, sorted); none when it does not exist."""
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) if folder.exists() else []
+
+
 # --- Chromium through Playwright --------------------------------------------------------------
 
 CHROMIUM = os.environ.get("WINNOW_CHROMIUM", "/usr/bin/chromium")

@@ -14,6 +14,7 @@ os.environ.setdefault("CELERY_BROKER_URL", "redis://127.0.0.1:6379/1")
 os.environ.setdefault("CACHE_URL", "redis://127.0.0.1:6379/0")
 os.environ.setdefault("MEDIA_ROOT", tempfile.mkdtemp(prefix="winnow-test-media-"))
 os.environ.setdefault("WINNOW_VAR_DIR", tempfile.mkdtemp(prefix="winnow-test-var-"))
+os.environ.setdefault("WINNOW_MEDIA_CACHE", tempfile.mkdtemp(prefix="winnow-test-media-cache-"))
 os.environ.setdefault("WINNOW_TRAINING_QUEUE", "gpu")
 # Short heartbeats so recovery tests take seconds; no loader processes on a 2-core machine.
 os.environ.setdefault("WINNOW_JOB_HEARTBEAT_SECONDS", "0.5")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.files.storage import default_storage
 from django.db.models import QuerySet
 from django.http import FileResponse, HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -17,6 +16,7 @@ from rest_framework.response import Response
 
 from labeling.models import Project
 from labeling.permissions import MEMBERS, OWNERS, IsProjectOwner, IsProjectOwnerOrReadOnly, require_role
+from winnow import storage
 from winnow.parsers import JSONParser
 
 from . import evaluations, runs, use
@@ -46,11 +46,10 @@ def _int_param(request: Request, name: str) -> int | None:
 
 
 def _file_response(name: str, content_type: str, filename: str | None = None) -> FileResponse:
-    if not name or not default_storage.exists(name):
-        raise NotFound("that file is no longer stored")
-    response = FileResponse(default_storage.open(name, "rb"), content_type=content_type)
-    if filename:
-        response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    try:
+        response = storage.file_response(name, content_type=content_type, attachment=filename)
+    except (FileNotFoundError, ValueError):  # ValueError: no name (nothing was written)
+        raise NotFound("that file is no longer stored") from None
     response["Cache-Control"] = "private, max-age=3600"
     return response
 

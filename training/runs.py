@@ -6,8 +6,9 @@ guarded by its `worker_token`, so a redelivered job, a recovered run or a worker
 can never write twice.
 
 Torch is imported inside the functions that need it, on the training worker. Run files live in the
-media storage under `run.storage_prefix`; the training worker needs that storage on a local (or
-shared) filesystem, as `FileSystemStorage` provides.
+media storage under `run.storage_prefix` (winnow/storage.py). The training worker may be a machine of
+its own: with object storage it fetches the split's images and the checkpoint it resumes from into
+its local cache, trains into that cache and stores each sample and checkpoint as it is written.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Coalesce
@@ -31,6 +31,7 @@ from django.utils import timezone
 from labeling import splits as split_service
 from labeling.models import Domain, Partition, Split, SplitStatus
 from winnow import jobs as background
+from winnow import storage
 from winnow.exceptions import Conflict, IllegalTransition, InvalidInput
 
 from .models import Checkpoint, MetricPoint, Run, RunStatus, Sample
@@ -46,7 +47,8 @@ def training_queue() -> str:
 
 
 def local_path(name: str) -> Path:
-    return Path(default_storage.path(name))
+    """A local file of the stored file `name`: the file itself on a folder storage, else a cached copy."""
+    return storage.local_copy(name)
 
 
 # --- starting, cancelling and resuming --------------------------------------------------------
@@ -157,7 +159,7 @@ def resume_run(*, run: Run) -> Run:
 def latest_checkpoint(run: Run) -> Checkpoint | None:
     """The run's newest checkpoint whose file still exists."""
     for checkpoint in run.checkpoints.filter(deleted_at__isnull=True).order_by("-step"):
-        if default_storage.exists(checkpoint.file.name):
+        if storage.exists(checkpoint.file.name):
             return checkpoint
     return None
 
@@ -229,19 +231,21 @@ def _train(run: Run, heartbeat: Heartbeat) -> None:
     checkpoint = latest_checkpoint(run)
     from_step = checkpoint.step if checkpoint else 0
     for stale in run.samples.filter(step__gt=from_step):
-        default_storage.delete(stale.image.name)
+        storage.delete(stale.image.name)
     run.samples.filter(step__gt=from_step).delete()
     run.metrics.filter(step__gt=from_step).delete()
     entry = {"attempt": run.attempts, "from_step": from_step, "worker": run.worker, "at": timezone.now().isoformat()}
     mine.update(history=[*run.history, entry], step=from_step)
 
+    # Images are content-addressed: a worker's cached copy of one never goes stale.
     domains = Domains(
-        a=[local_path(name) for _, name in split_service.training_files(run.split, Domain.A)],
-        b=[local_path(name) for _, name in split_service.training_files(run.split, Domain.B)],
+        a=storage.local_copies([name for _, name in split_service.training_files(run.split, Domain.A)], immutable=True),
+        b=storage.local_copies([name for _, name in split_service.training_files(run.split, Domain.B)], immutable=True),
     )
     device = settings.WINNOW_TRAINING_DEVICE or None
     cfg = CycleGANConfig.from_dict({**run.config, "device": device, "num_workers": _data_workers()})
-    out_dir = local_path(run.storage_prefix)
+    # Written in place on a folder storage; into the local cache, then stored, on object storage.
+    out_dir = storage.work_path(run.storage_prefix)
 
     def on_log(metrics: dict[str, Any]) -> None:
         losses = {name: metrics[name] for name in LOSS_NAMES}
@@ -255,19 +259,20 @@ def _train(run: Run, heartbeat: Heartbeat) -> None:
 
     def on_sample(path: Path, step: int) -> None:
         if mine.exists():
-            Sample.objects.update_or_create(run_id=run.pk, step=step,
-                                            defaults={"image": f"{run.storage_prefix}/samples/{path.name}"})
+            name = f"{run.storage_prefix}/samples/{path.name}"
+            storage.publish(name)
+            Sample.objects.update_or_create(run_id=run.pk, step=step, defaults={"image": name})
 
     def on_checkpoint(path: Path, step: int, removed: list[Path]) -> None:
         if not mine.exists():
             return
+        name = f"{run.storage_prefix}/checkpoints/{path.name}"
+        storage.publish(name)
         Checkpoint.objects.update_or_create(
-            run_id=run.pk, step=step,
-            defaults={"file": f"{run.storage_prefix}/checkpoints/{path.name}", "byte_size": path.stat().st_size,
-                      "deleted_at": None},
+            run_id=run.pk, step=step, defaults={"file": name, "byte_size": path.stat().st_size, "deleted_at": None},
         )
-        names = [f"{run.storage_prefix}/checkpoints/{p.name}" for p in removed]
-        Checkpoint.objects.filter(run_id=run.pk, file__in=names).update(deleted_at=timezone.now())
+        rotate_checkpoints(run, keep=cfg.keep_checkpoints,
+                           removed=[f"{run.storage_prefix}/checkpoints/{p.name}" for p in removed])
 
     def should_stop() -> bool:
         return heartbeat.stop.is_set() or SHUTTING_DOWN.is_set()
@@ -290,6 +295,19 @@ def _train(run: Run, heartbeat: Heartbeat) -> None:
             announce_finished(run.pk)
     elif mine.update(status=RunStatus.SUCCEEDED, finished_at=now, stop_reason=result.stopped, **final):
         announce_finished(run.pk)
+
+
+def rotate_checkpoints(run: Run, *, keep: int, removed: list[str]) -> None:
+    """Mark the checkpoints the trainer rotated out of its folder (`removed`) deleted, and delete their
+    stored files. With object storage the worker's folder holds only what this machine wrote, so the
+    run's checkpoints beyond the newest `keep` are also looked up in the database and deleted."""
+    names = set(removed)
+    if storage.local_root() is None:
+        alive = run.checkpoints.filter(deleted_at__isnull=True).order_by("-step")
+        names.update(alive.values_list("file", flat=True)[keep:])
+    for name in sorted(names):
+        storage.delete(name)
+    Checkpoint.objects.filter(run_id=run.pk, file__in=names).update(deleted_at=timezone.now())
 
 
 # --- taking over from dead workers ----------------------------------------------------------

@@ -17,15 +17,14 @@ from typing import IO, TYPE_CHECKING
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 from PIL import Image, UnidentifiedImageError
 
 from labeling.models import Domain, Partition
 from winnow import jobs as background
+from winnow import storage
 from winnow.exceptions import Conflict, InvalidInput
-from winnow.files import atomic_write
 
 from .models import Augmentation, AugmentationStatus, Checkpoint, Run
 from .runs import latest_checkpoint, local_path, train_counts, training_queue
@@ -48,7 +47,7 @@ def pick_checkpoint(*, run: Run, checkpoint_id: int | None) -> Checkpoint:
     checkpoint = run.checkpoints.filter(pk=checkpoint_id).first()
     if checkpoint is None:
         raise InvalidInput(f"checkpoint {checkpoint_id} does not belong to run {run.pk}", code="invalid_checkpoint")
-    if checkpoint.deleted_at is not None or not default_storage.exists(checkpoint.file.name):
+    if checkpoint.deleted_at is not None or not storage.exists(checkpoint.file.name):
         raise Conflict(f"checkpoint at step {checkpoint.step} was rotated out; choose a newer one",
                        code="checkpoint_gone")
     return checkpoint
@@ -62,7 +61,8 @@ def _generator(path: str, direction: str, mtime: float, device: str) -> nn.Modul
 
 
 def generator_for(checkpoint: Checkpoint, direction: str, device: str = "cpu") -> nn.Module:
-    """The checkpoint's generator for `direction`, loaded once per file version and device."""
+    """The checkpoint's generator for `direction`, loaded once per file version and device (from a local
+    copy of the checkpoint when the media storage is a bucket)."""
     path = local_path(checkpoint.file.name)
     return _generator(str(path), direction, path.stat().st_mtime, device)
 
@@ -72,10 +72,11 @@ def export_weights(*, checkpoint: Checkpoint) -> str:
     from .cyclegan.infer import export_generators
 
     name = f"{checkpoint.run.storage_prefix}/exports/step_{checkpoint.step:08d}-generators.pt"
-    target = local_path(name)
-    if not target.exists():
+    if not storage.exists(name):
+        target = storage.work_path(name)
         target.parent.mkdir(parents=True, exist_ok=True)
         export_generators(local_path(checkpoint.file.name), target)
+        storage.publish(name)
     return name
 
 
@@ -181,7 +182,7 @@ def _write_augmentation(augmentation: Augmentation) -> str:
     from .cyclegan.infer import translate
 
     run, checkpoint = augmentation.run, augmentation.checkpoint
-    if checkpoint.deleted_at is not None or not default_storage.exists(checkpoint.file.name):
+    if checkpoint.deleted_at is not None or not storage.exists(checkpoint.file.name):
         raise Conflict(f"checkpoint at step {checkpoint.step} was rotated out before the job ran")
     source_domain, target_domain = augmentation.direction[0], augmentation.direction[1]
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -195,16 +196,14 @@ def _write_augmentation(augmentation: Augmentation) -> str:
     with local_path(checkpoint.file.name).open("rb") as handle:
         checkpoint_sha256 = hashlib.file_digest(handle, "sha256").hexdigest()
     name = f"{run.storage_prefix}/augmentations/{augmentation.pk}.zip"
-    target = local_path(name)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    for leftover in target.parent.glob(f".{augmentation.pk}-*.tmp"):  # from an attempt whose worker died
-        leftover.unlink(missing_ok=True)
+    # From an attempt whose worker died (on a folder storage; object storage keeps no partial files).
+    storage.remove_leftovers(f"{run.storage_prefix}/augmentations", f".{augmentation.pk}-*.tmp")
 
     def write(out: IO[bytes]) -> None:
         items = []
         with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
             for index, (sha256, file_name, task_id) in enumerate(sources, start=1):
-                with default_storage.open(file_name, "rb") as handle:
+                with storage.media().open(file_name, "rb") as handle:
                     image = Image.open(handle).convert("RGB")
                 scale = size / min(image.size)
                 image = image.resize((max(round(image.width * scale), size), max(round(image.height * scale), size)),
@@ -229,7 +228,7 @@ def _write_augmentation(augmentation: Augmentation) -> str:
             }
             archive.writestr("manifest.json", json.dumps(manifest, indent=1))
 
-    atomic_write(target, write, prefix=f".{augmentation.pk}-", suffix=".tmp")  # a download never sees half a zip
+    storage.put(name, write, prefix=f".{augmentation.pk}-", suffix=".tmp")  # a download never sees half a zip
     return name
 
 

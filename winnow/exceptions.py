@@ -1,7 +1,7 @@
 """Domain exceptions, and the one DRF handler that maps them to responses.
 
 Domain code never imports DRF: it raises these (or an app's subclasses, e.g. labeling's
-`CalibrationRequired`), and `api_exception_handler` turns them into a 400, 403, 404 or 409 with a
+`CalibrationRequired`), and `api_exception_handler` turns them into a 400, 403, 404, 409 or 503 with a
 message that says how to fix the request.
 """
 
@@ -54,6 +54,14 @@ class Conflict(DomainError):
 
 class IllegalTransition(Conflict):
     code = "illegal_transition"
+
+
+class StorageUnavailable(DomainError):
+    """The media storage (a folder, or S3-compatible object storage) could not be reached or refused the
+    request; nothing was recorded, so the same request can be sent again once it is back."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    code = "storage_unavailable"
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:

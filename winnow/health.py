@@ -1,5 +1,5 @@
 """Probes: `/healthz` (liveness: the process answers and so does its database), `/readyz`
-(readiness: the database, the broker and the media folder all work) and `/metrics` (winnow/metrics.py).
+(readiness: the database, the broker and the media storage all work) and `/metrics` (winnow/metrics.py).
 
 Probes are answered before any other middleware, so they work whatever Host header the prober sends:
 Docker's healthcheck and an orchestrator call `http://127.0.0.1:8000/healthz`, and `ALLOWED_HOSTS`
@@ -7,15 +7,13 @@ holds the public host name only. Nothing they answer depends on the host (no URL
 the host check that guards links in pages and mails is not needed there.
 """
 
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
-from . import metrics
+from . import metrics, storage
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -38,12 +36,9 @@ def check_broker() -> None:
 
 
 def check_storage() -> None:
-    """The media folder takes a file: uploads, thumbnails and exports are written there."""
-    folder = Path(settings.MEDIA_ROOT)
-    folder.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=folder, prefix=".readyz-") as probe:
-        probe.write(b"ok")
-        probe.flush()
+    """The configured media storage takes a file (the folder, or the S3 bucket): uploads, thumbnails,
+    exports and run files are written there."""
+    storage.check_ready()
 
 
 CHECKS: dict[str, Callable[[], None]] = {"database": check_database, "broker": check_broker, "storage": check_storage}

@@ -5,7 +5,9 @@ Each app registers who may read its top-level folders of the media storage, in i
 registered is nobody's. A rule gets the signed-in user and the path split at "/" (at least three
 parts: folder, key, file), and answers yes or no. Superusers read everything.
 
-Anyone else gets 404, so a file's existence is not revealed; anonymous visitors get 401.
+Anyone else gets 404, so a file's existence is not revealed; anonymous visitors get 401. Files are
+read through the media storage (winnow/storage.py), a folder or an S3 bucket alike: the app streams
+them, so the bucket stays private and needs no address that browsers can reach.
 
 A signed URL (`signed_url`) lets a tool without a session fetch one file until it expires (Label
 Studio's image URLs in an export): the path is signed with `django.core.signing` and the time it was
@@ -15,15 +17,17 @@ that one file until then.
 
 from __future__ import annotations
 
-import mimetypes
 from collections.abc import Callable
-from pathlib import Path
+from pathlib import PurePosixPath
 from typing import Any
 
 from django.conf import settings
 from django.core import signing
 from django.core.exceptions import ImproperlyConfigured
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
+
+from . import storage
+from .exceptions import StorageUnavailable
 
 Rule = Callable[[Any, list[str]], bool]
 
@@ -74,26 +78,33 @@ def serve(request: HttpRequest, path: str) -> HttpResponse:
     user = request_user(request)
     if user is None:
         return HttpResponse("sign in to see images", status=401, content_type="text/plain")
-    target = stored_file(path)
-    if not may_read(user, target.relative_to(Path(settings.MEDIA_ROOT).resolve()).as_posix()):
+    name = stored_name(path)
+    if not may_read(user, name):
         raise Http404("no such file")
-    response = _file_response(target)
-    # Content-addressed or keyed by a random token: a path never changes meaning, so browsers may keep it.
-    response["Cache-Control"] = "private, max-age=31536000, immutable"
+    response = _file_response(name)
+    if response.status_code == 200:
+        # Content-addressed or keyed by a random token: a path never changes meaning, so browsers may keep it.
+        response["Cache-Control"] = "private, max-age=31536000, immutable"
     return response
 
 
-def stored_file(path: str) -> Path:
-    """The stored file at `path` inside the media root; 404 for anything else."""
-    root = Path(settings.MEDIA_ROOT).resolve()
-    target = (root / path).resolve()
-    if root not in target.parents or not target.is_file():
-        raise Http404("no such file")
-    return target
+def stored_name(path: str) -> str:
+    """`path` as a storage name (relative, no `..`); 404 for anything else."""
+    try:
+        return storage.check_name(path)
+    except ValueError:
+        raise Http404("no such file") from None
 
 
-def _file_response(target: Path) -> FileResponse:
-    return FileResponse(target.open("rb"), content_type=mimetypes.guess_type(target.name)[0] or "application/octet-stream")
+def _file_response(name: str) -> HttpResponse:
+    """The stored file, streamed; 404 when it is not stored, 503 when the storage does not answer."""
+    try:
+        return storage.file_response(name)
+    except FileNotFoundError:
+        raise Http404("no such file") from None
+    except StorageUnavailable:
+        return HttpResponse("the image storage is not answering; try again in a moment", status=503,
+                            content_type="text/plain")
 
 
 SIGNED_SALT = "winnow.media.signed-url"
@@ -103,7 +114,7 @@ SIGNED_PREFIX = "signed-media"
 def signed_url(base_url: str, path: str) -> str:
     """An absolute URL that serves the stored file at `path` to anyone for SIGNED_MEDIA_URL_SECONDS."""
     token = signing.dumps(path, salt=SIGNED_SALT)
-    return f"{base_url.rstrip('/')}/{SIGNED_PREFIX}/{token}/{Path(path).name}"
+    return f"{base_url.rstrip('/')}/{SIGNED_PREFIX}/{token}/{PurePosixPath(path).name}"
 
 
 def serve_signed(request: HttpRequest, token: str, filename: str) -> HttpResponse:
@@ -116,9 +127,10 @@ def serve_signed(request: HttpRequest, token: str, filename: str) -> HttpRespons
     except signing.BadSignature:
         return HttpResponse("this link is not valid; copy the whole link from the export", status=403,
                             content_type="text/plain")
-    if not isinstance(path, str) or Path(path).name != filename:
+    if not isinstance(path, str) or PurePosixPath(path).name != filename:
         return HttpResponse("this link is not valid; copy the whole link from the export", status=403,
                             content_type="text/plain")
-    response = _file_response(stored_file(path))
-    response["Cache-Control"] = "private, max-age=3600"
+    response = _file_response(stored_name(path))
+    if response.status_code == 200:
+        response["Cache-Control"] = "private, max-age=3600"
     return response

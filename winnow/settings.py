@@ -9,6 +9,7 @@ with ImproperlyConfigured instead of being silently ignored.
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -98,6 +99,58 @@ def cache_settings(url: str) -> dict[str, str]:
     if url.startswith("file://") and len(url) > len("file://"):
         return {"BACKEND": "django.core.cache.backends.filebased.FileBasedCache", "LOCATION": url[len("file://"):]}
     raise ImproperlyConfigured(f"CACHE_URL must be redis://host:port/db, file:///path or locmem://, got {url!r}")
+
+
+def s3_options() -> dict[str, Any]:
+    """django-storages' S3Storage options from the AWS_* variables (docs/OPERATIONS.md, "Media storage").
+
+    Objects are private (every file is served through the app, winnow/media.py) and a write replaces
+    what is stored under its name (names are content-addressed or carry a random token). A storage that
+    does not answer fails each call within AWS_S3_CONNECT_TIMEOUT × AWS_S3_MAX_ATTEMPTS or so.
+    """
+    from botocore.config import Config
+
+    bucket = env_str("AWS_STORAGE_BUCKET_NAME", "")
+    if not bucket:
+        raise ImproperlyConfigured("WINNOW_STORAGE=s3 needs AWS_STORAGE_BUCKET_NAME: the bucket that holds the media")
+    endpoint = env_str("AWS_S3_ENDPOINT_URL", "")
+    if endpoint and not endpoint.startswith(("http://", "https://")):
+        raise ImproperlyConfigured(f"AWS_S3_ENDPOINT_URL must be an http:// or https:// URL, got {endpoint!r}")
+    # MinIO, Ceph and most servers other than AWS want path-style addresses (endpoint/bucket/key).
+    addressing = env_str("AWS_S3_ADDRESSING_STYLE", "path" if endpoint else "auto")
+    if addressing not in {"auto", "path", "virtual"}:
+        raise ImproperlyConfigured(f"AWS_S3_ADDRESSING_STYLE must be auto, path or virtual, got {addressing!r}")
+    options: dict[str, Any] = {
+        "bucket_name": bucket,
+        "location": env_str("AWS_LOCATION", "").strip("/"),
+        "file_overwrite": True,
+        "default_acl": None,
+        # Reads that go through a spool (zip members, downloads) move from memory to a temporary file past this.
+        "max_memory_size": 8 * 1024 * 1024,
+        "client_config": Config(
+            s3={"addressing_style": addressing},
+            signature_version="s3v4",
+            connect_timeout=env_float("AWS_S3_CONNECT_TIMEOUT", 5, minimum=0.1),
+            read_timeout=env_float("AWS_S3_READ_TIMEOUT", 60, minimum=0.1),
+            retries={"max_attempts": env_int("AWS_S3_MAX_ATTEMPTS", 3, minimum=1), "mode": "standard"},
+        ),
+    }
+    # Unset: AWS's endpoint, and boto3's own credential chain (an instance role, ~/.aws, the variables).
+    for option, variable in (("endpoint_url", "AWS_S3_ENDPOINT_URL"), ("region_name", "AWS_S3_REGION_NAME"),
+                             ("access_key", "AWS_ACCESS_KEY_ID"), ("secret_key", "AWS_SECRET_ACCESS_KEY"),
+                             ("security_token", "AWS_SESSION_TOKEN")):
+        if env_str(variable, ""):
+            options[option] = env_str(variable, "")
+    return options
+
+
+def media_storage(kind: str) -> dict[str, Any]:
+    """STORAGES["default"] for WINNOW_STORAGE: `filesystem` (MEDIA_ROOT) or `s3` (S3-compatible object storage)."""
+    if kind == "filesystem":
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    if kind == "s3":
+        return {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": s3_options()}
+    raise ImproperlyConfigured(f"WINNOW_STORAGE must be filesystem or s3, got {kind!r}")
 
 
 def env_proxy_header(name: str) -> tuple[str, str] | None:
@@ -208,8 +261,14 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "frontend"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
+# Media (images, thumbnails, exports, split manifests, run files; winnow/storage.py): the MEDIA_ROOT folder,
+# or S3-compatible object storage (AWS S3, MinIO, Ceph…) with WINNOW_STORAGE=s3 or a bucket name set, so
+# web, worker and GPU worker can run on different machines.
+WINNOW_STORAGE = env_str("WINNOW_STORAGE", "") or ("s3" if env_str("AWS_STORAGE_BUCKET_NAME", "") else "filesystem")
+# Where workers (and web servers, to translate) keep local copies of stored files when the storage is a bucket.
+WINNOW_MEDIA_CACHE = Path(env_str("WINNOW_MEDIA_CACHE", str(VAR_DIR / "media-cache")))
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": media_storage(WINNOW_STORAGE),
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG

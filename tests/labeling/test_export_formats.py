@@ -38,6 +38,11 @@ def export(client: Any, project: Project, fmt: str) -> Any:
     return client.get(f"/api/v1/projects/{project.pk}/export/", {"format": fmt})
 
 
+def stored_file(row: Export) -> Path:
+    """The export's file in the media folder (these tests run on the default, filesystem storage)."""
+    return Path(settings.MEDIA_ROOT) / row.file
+
+
 def body_of(response: Any) -> bytes:
     return b"".join(response.streaming_content)
 
@@ -216,7 +221,7 @@ def test_the_export_job_writes_once_and_records_failures(labeled: Project, alice
 
     export_row.refresh_from_db()
     assert (export_row.status, export_row.rows_done, export_row.rows_total) == (ExportStatus.DONE, 3, 3)
-    path = exports.export_path(export_row)
+    path = stored_file(export_row)
     assert path.name.startswith(f"export-{export_row.pk}-") and path.suffix == ".ndjson"
     assert export_row.byte_size == path.stat().st_size
     assert len(path.read_text().splitlines()) == 3
@@ -278,7 +283,7 @@ def test_old_export_files_expire_and_their_download_says_so(labeled: Project, al
         exports.run_export(export_id=row.pk)
     Export.objects.filter(pk=old.pk).update(finished_at=timezone.now() - timedelta(hours=25))
     old.refresh_from_db()
-    old_path, recent_path = exports.export_path(old), exports.export_path(Export.objects.get(pk=recent.pk))
+    old_path, recent_path = stored_file(old), stored_file(Export.objects.get(pk=recent.pk))
     stale_tmp = old_path.parent / ".tmp-killed-worker"
     stale_tmp.write_bytes(b"half")
     os.utime(stale_tmp, (0, 0))
@@ -337,7 +342,7 @@ def test_a_redelivered_export_job_takes_over_only_from_a_dead_worker(labeled: Pr
     exports.run_export(export_id=dead.pk)  # the message a killed worker never acknowledged comes back
     dead.refresh_from_db()
     assert (dead.status, dead.rows_done, dead.rows_total) == (ExportStatus.DONE, 3, 3)
-    assert len(exports.export_path(dead).read_text().splitlines()) == 3
+    assert len(stored_file(dead).read_text().splitlines()) == 3
     assert not partial.exists()
 
 
