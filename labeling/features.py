@@ -118,7 +118,10 @@ def _run(job: FeatureJob) -> None:
     current = current_model(project_id)
     wanted = wanted_kind()
     started = time.monotonic()
-    if job.retrain or current is None or current.kind != wanted or not _weights_path(current).is_file():
+    # A new model when asked, when there is none (or of another kind), and when the pile has doubled since the
+    # model was trained: features learned on the first images of a project would miss what came after.
+    if (job.retrain or current is None or current.kind != wanted or not _weights_path(current).is_file()
+            or len(assets) >= 2 * max(1, current.assets_total)):
         model, extra, version, labels_used = _train(job, assets, wanted)
         FeatureJob.objects.filter(pk=job.pk).update(
             version=version, kind=wanted, trained=True, labels_used=labels_used, weights=extra["weights"],
@@ -186,12 +189,12 @@ def load_images(names: Sequence[str], size: int) -> np.ndarray:
 
 
 def accepted_labels(project_id: int, asset_ids: Sequence[int], choice_ids: Sequence[int]) -> np.ndarray:
-    """Per asset, the index in `choice_ids` of its accepted answer (a completed non-gold task's final
-    choice), or -1. Gold is left out so the suggestion model's gold accuracy stays held out."""
+    """Per asset, the index in `choice_ids` of its accepted answer (`suggestions.accepted_answers`), or -1.
+    Gold is left out so the suggestion model's gold accuracy stays held out."""
+    from .suggestions import accepted_answers
+
     index = {c: i for i, c in enumerate(choice_ids)}
-    answer = dict(Task.objects.alive().filter(project_id=project_id, status=TaskStatus.COMPLETED, is_gold=False,
-                                              final_choice__isnull=False, asset__isnull=False)
-                  .values_list("asset_id", "final_choice_id"))
+    answer = accepted_answers(project_id)
     return np.array([index.get(answer.get(a, -1), -1) for a in asset_ids], dtype=np.int64)
 
 

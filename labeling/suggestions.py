@@ -32,6 +32,7 @@ from .features import embedding_matrix
 from .models import (
     LABELABLE_BATCH_STATUSES,
     AssistJobStatus,
+    BatchKind,
     Choice,
     Embedding,
     Project,
@@ -62,13 +63,20 @@ def choice_order(project_id: int) -> list[int]:
     return list(Choice.objects.filter(project_id=project_id).order_by("order", "id").values_list("id", flat=True))
 
 
+def accepted_answers(project_id: int) -> dict[int, int]:
+    """{asset id: choice id} of the answered tasks of production batches that are not gold: what annotators
+    decided (single, consensus or audit-corrected). Calibration answers count only once the owner made them
+    gold."""
+    return dict(Task.objects.alive().filter(
+        project_id=project_id, status=TaskStatus.COMPLETED, is_gold=False, final_choice__isnull=False,
+        asset__isnull=False, batch__kind=BatchKind.PRODUCTION).values_list("asset_id", "final_choice_id"))
+
+
 def training_labels(project_id: int) -> tuple[dict[int, int], dict[int, int]]:
     """({asset id: gold choice id}, {asset id: accepted choice id}): one label per image, gold winning."""
     gold = dict(Task.objects.alive().filter(project_id=project_id, is_gold=True, gold_choice__isnull=False,
                                             asset__isnull=False).values_list("asset_id", "gold_choice_id"))
-    accepted = {a: c for a, c in Task.objects.alive().filter(
-        project_id=project_id, status=TaskStatus.COMPLETED, is_gold=False, final_choice__isnull=False,
-        asset__isnull=False).values_list("asset_id", "final_choice_id") if a not in gold}
+    accepted = {a: c for a, c in accepted_answers(project_id).items() if a not in gold}
     return gold, accepted
 
 
