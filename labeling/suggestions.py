@@ -28,12 +28,10 @@ from django.utils import timezone
 from winnow import jobs as background
 
 from . import stats
-from .features import embedding_matrix
+from .features import accepted_answers, choice_order, embedding_matrix  # noqa: F401 (choice_order is part of this module's interface)
 from .models import (
     LABELABLE_BATCH_STATUSES,
     AssistJobStatus,
-    BatchKind,
-    Choice,
     Embedding,
     Project,
     Suggestion,
@@ -56,20 +54,6 @@ def make_classifier() -> Any:
     from sklearn.preprocessing import StandardScaler
 
     return make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000))
-
-
-def choice_order(project_id: int) -> list[int]:
-    """The project's choice ids in taxonomy order: the class order of features and suggestions."""
-    return list(Choice.objects.filter(project_id=project_id).order_by("order", "id").values_list("id", flat=True))
-
-
-def accepted_answers(project_id: int) -> dict[int, int]:
-    """{asset id: choice id} of the answered tasks of production batches that are not gold: what annotators
-    decided (single, consensus or audit-corrected). Calibration answers count only once the owner made them
-    gold."""
-    return dict(Task.objects.alive().filter(
-        project_id=project_id, status=TaskStatus.COMPLETED, is_gold=False, final_choice__isnull=False,
-        asset__isnull=False, batch__kind=BatchKind.PRODUCTION).values_list("asset_id", "final_choice_id"))
 
 
 def training_labels(project_id: int) -> tuple[dict[int, int], dict[int, int]]:

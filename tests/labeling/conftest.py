@@ -69,9 +69,9 @@ def planted(alice: Any, bob: Any, dave: Any, carol: Any) -> Callable[..., dict[s
 def assist_now(project: Project) -> tuple[FeatureJob, SuggestionFit]:
     """Run the embedding job and the suggestion refit it asks for, here and now."""
     job = features.schedule(project_id=project.pk, countdown=0)
-    features.run_feature_job(job_id=job.pk)
+    assert features.run_feature_job(job_id=job.pk) == project.pk
+    suggestions.schedule_refit(project_id=project.pk, countdown=0)  # as the job's worker does next
     fit = SuggestionFit.objects.filter(project=project).order_by("-id").first()
-    assert fit is not None, "the embedding job queued no refit"
     suggestions.run_refit(fit_id=fit.pk)
     job.refresh_from_db()
     fit.refresh_from_db()
