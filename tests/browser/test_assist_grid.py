@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from labeling.models import Annotation, Suggestion
 
-from ..labeling.conftest import assist_now
+from ..labeling.conftest import assist_now, planted  # noqa: F401 (the fixture)
 
 pytestmark = pytest.mark.browser
 
