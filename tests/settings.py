@@ -25,7 +25,7 @@ os.environ.setdefault("WINNOW_TRAINING_DATA_WORKERS", "0")
 # (tests/labeling/test_assist_*.py), so other worker tests do not share the worker with a CNN; small and fast.
 os.environ.setdefault("WINNOW_ASSIST", "0")
 os.environ.setdefault("WINNOW_FEATURE_STEPS", "30")
-os.environ.setdefault("WINNOW_FEATURE_SIZE", "32")
+os.environ.setdefault("WINNOW_FEATURE_SIZE", "48")
 os.environ.setdefault("WINNOW_FEATURE_THREADS", "1")
 os.environ.setdefault("WINNOW_ASSIST_DEBOUNCE_SECONDS", "0.3")
 
