@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
@@ -150,6 +151,7 @@ def _run(job: FeatureJob) -> None:
     duplicates.find_by_embedding(project_id=project_id, asset_ids=ids, matrix=matrix, new=done)
     FeatureJob.objects.filter(pk=job.pk).update(
         status=AssistJobStatus.DONE, finished_at=timezone.now(), embed_seconds=time.monotonic() - embedding_started)
+    cache.set(f"winnow:embedded:{project_id}", True, 60)  # answers may ask for refits now (suggestions.note_answer)
 
 
 def _torch() -> Any:
