@@ -13,7 +13,7 @@ from ..labeling.conftest import assist_now, planted  # noqa: F401 (the fixture)
 pytestmark = pytest.mark.browser
 
 
-def test_a_suggested_page_is_answered_with_one_key_after_unselecting_one(page, live_server, login, planted, bob):
+def test_a_suggested_page_is_answered_with_one_key_after_unselecting_one(page, live_server, login, planted, bob):  # noqa: F811
     pile = planted(gold=18, production=18)
     assist_now(pile["project"])
     project = pile["project"]
