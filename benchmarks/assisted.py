@@ -11,7 +11,8 @@ counted:
   planted truth; then its production batch labeled one image, one key at a time.
 * project A, with assistance: 50 gold calibration tasks; its production batch labeled on suggested
   grid pages (everything pre-selected: unselect what is wrong with a click, one key answers the rest;
-  the unselected ones one click and one key each), trap gold mixed in at the project's rate.
+  then what is left, one answer at a time: its images selected with a click each, its key), trap gold
+  mixed in at the project's rate.
 
 Both production batches are then audited (a sample reviewed against the truth) and the error rate
 with its Wilson interval printed per mode. Then: an embedding job over 10,000 images (images/s,
@@ -133,13 +134,17 @@ class Annotator:
                 self.answers += len(keep)
                 self.api.call("POST", f"projects/{project}/annotations/bulk/", json={"answers": [
                     {"task": t["id"], "choice": page["choice"], "duration_ms": 400, "assisted": True} for t in keep]})
-            for task in unselect:  # select it (a click) and press its answer's key
-                self.clicks += 1
+            # What is left on the page is answered as grid pages are: the images of one answer selected (a
+            # click each), that answer's key; then the next answer's.
+            groups: dict[str, list[dict[str, Any]]] = {}
+            for task in unselect:
+                groups.setdefault(self.judge(task["asset"]["sha256"]), []).append(task)
+            for label, tasks in groups.items():
+                self.clicks += len(tasks)
                 self.keys += 1
-                self.answers += 1
-                label = self.judge(task["asset"]["sha256"])
+                self.answers += len(tasks)
                 self.api.call("POST", f"projects/{project}/annotations/bulk/", json={"answers": [
-                    {"task": task["id"], "choice": self.choices[label], "duration_ms": 1500}]})
+                    {"task": t["id"], "choice": self.choices[label], "duration_ms": 1500} for t in tasks]})
         self.one_by_one(project)
 
 
@@ -197,7 +202,13 @@ def accuracy(owner: Api, project: int, batch: int, truth: dict[str, str]) -> flo
 
 
 def audit(owner: Api, reviewer: Api, batch: int, truth: dict[str, str], choices: dict[str, int], seed: int) -> dict[str, Any]:
-    wait(lambda: owner.call("GET", f"batches/{batch}/")["status"] == "labeled", 120, "the batch to be labeled")
+    def labeled() -> bool:
+        state = owner.call("GET", f"batches/{batch}/")
+        if state["status"] != "labeled":
+            print(f"  batch {batch} is {state['status']}: {state['counts']}", flush=True)
+        return state["status"] == "labeled"
+
+    wait(labeled, 300, "the batch to be labeled", every=15)
     drawn = owner.call("POST", f"batches/{batch}/audit/", json={"size": AUDIT, "seed": seed})
     for task_id in drawn["tasks"]:
         task = owner.call("GET", f"tasks/{task_id}/")
