@@ -153,11 +153,11 @@ def nearest(*, project_id: int, vector: np.ndarray, k: int, exclude: Sequence[in
     excluded = [int(a) for a in exclude]
     with transaction.atomic(), connection.cursor() as cursor:
         if column_is_vector():
-            # Settings local to this transaction: ef_search bounds the candidates the graph walk keeps (at
-            # least k, with room to spare); iterative scans (pgvector 0.8; ignored before) walk on until
+            # Settings local to this transaction: ef_search bounds the candidates the graph walk keeps (100, or
+            # 4k: recall against latency, benchmarks/assisted.py); iterative scans (pgvector 0.8; ignored before) walk on until
             # enough rows of this project pass the filter.
             cursor.execute("SELECT set_config('hnsw.ef_search', %s, true), set_config('hnsw.iterative_scan', "
-                           "'relaxed_order', true)", [str(max(40, 2 * k))])
+                           "'relaxed_order', true)", [str(max(100, 4 * k))])
             cursor.execute(NEAREST_VECTOR, [text, project_id, excluded, text, k])
         else:
             cursor.execute(NEAREST_ARRAY, [text, project_id, excluded, k])
