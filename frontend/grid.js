@@ -51,7 +51,8 @@ async function refill() {
 
 function tile(task) {
   const hint = task.suggestion
-    ? el("span", { class: "suggestion", text: `${task.suggestion.label} ${Math.round(task.suggestion.confidence * 100)}%` })
+    // Never "100%": a suggestion is a guess, however sure the model is.
+    ? el("span", { class: "suggestion", text: `${task.suggestion.label} ${Math.min(99, Math.round(task.suggestion.confidence * 100))}%` })
     : null;
   const node = el(
     "div",
