@@ -31,7 +31,7 @@ def test_json_and_ndjson_carry_every_task_with_its_answers(project, alice, bob, 
     assert answered["decided_by"] == "single" and answered["agreement"] == 1.0
     assert answered["annotations"] == [
         {"annotator_id": bob.pk, "annotator": "bob", "choice": "Anime", "duration_ms": 1200,
-         "created_at": answered["annotations"][0]["created_at"]}
+         "created_at": answered["annotations"][0]["created_at"], "assisted": False}
     ]
     assert answered["image"]["sha256"] == task.asset.sha256
     assert answered["image"]["url"].startswith("http://testserver/media/assets/")
