@@ -98,7 +98,53 @@ async function finalize(batch) {
   } catch (err) {
     fail($("list-errors"), err);
   }
-  load();
+  // --- model assistance: the embedding job's progress and the suggestion model's accuracy --------------
+
+async function loadAssist() {
+  clearTimeout(loadAssist.timer);
+  try {
+    const { data } = await api("GET", `/api/v1/projects/${projectId}/assist/`);
+    const e = data.embeddings;
+    const job = e.job;
+    const running = job && ["queued", "running"].includes(job.status);
+    $("embed-bar").max = Math.max(1, e.images);
+    $("embed-bar").value = e.embedded;
+    let text = `${e.embedded} of ${plural(e.images, "image")} embedded`;
+    if (e.version) text += ` (feature model ${e.version}, ${e.kind === "backbone" ? "a pretrained backbone" : "trained on this project's images"})`;
+    if (job && job.status === "running") text += job.assets_total ? ` · embedding ${job.assets_done} of ${job.assets_total}` : " · training the feature model";
+    else if (job && job.status === "queued") text += " · the job is queued";
+    else if (job && job.status === "failed") text += ` · the last job failed: ${job.error}`;
+    if (!e.enabled) text += " · automatic embedding is off on this server";
+    $("embed-text").textContent = text;
+    const s = data.suggestions;
+    $("suggest-text").textContent = s.accuracy === null
+      ? (s.suggested ? `${plural(s.suggested, "queued task")} have a suggestion; review gold in calibration to measure how good they are.`
+        : "No suggestions yet: they come once images are embedded and some tasks have answers (gold or accepted).")
+      : `Suggestions: ${percent(s.accuracy)} right on ${plural(s.heldout, "gold task")} held out ` +
+        `(95% interval ${percent(s.interval[0])} – ${percent(s.interval[1])}), learned from ${s.gold} gold and ${s.accepted} accepted answers; ` +
+        `${plural(s.suggested, "queued task")} have one.`;
+    if (running || (s.job_status && ["queued", "running"].includes(s.job_status))) loadAssist.timer = setTimeout(loadAssist, 3000);
+  } catch (err) {
+    $("embed-text").textContent = "";
+    if (err.status !== 403) fail($("assist-errors"), err);
+  }
+}
+
+async function embed(retrain) {
+  $("assist-errors").hidden = true;
+  try {
+    await api("POST", `/api/v1/projects/${projectId}/assist/`, { retrain });
+    say(retrain ? "A new feature model will be trained from the images and answers there are now." : "The embedding job is queued.");
+  } catch (err) {
+    fail($("assist-errors"), err);
+  }
+  loadAssist();
+}
+$("embed-now").addEventListener("click", () => embed(false));
+$("retrain").addEventListener("click", () => embed(true));
+
+load();
+loadAssist();
 }
 
 // --- audit: the plan first, then the draw ------------------------------------------------------
@@ -157,7 +203,53 @@ $("audit-form").addEventListener("submit", async (event) => {
   } catch (err) {
     fail($("audit-errors"), err);
   }
-  load();
+  // --- model assistance: the embedding job's progress and the suggestion model's accuracy --------------
+
+async function loadAssist() {
+  clearTimeout(loadAssist.timer);
+  try {
+    const { data } = await api("GET", `/api/v1/projects/${projectId}/assist/`);
+    const e = data.embeddings;
+    const job = e.job;
+    const running = job && ["queued", "running"].includes(job.status);
+    $("embed-bar").max = Math.max(1, e.images);
+    $("embed-bar").value = e.embedded;
+    let text = `${e.embedded} of ${plural(e.images, "image")} embedded`;
+    if (e.version) text += ` (feature model ${e.version}, ${e.kind === "backbone" ? "a pretrained backbone" : "trained on this project's images"})`;
+    if (job && job.status === "running") text += job.assets_total ? ` · embedding ${job.assets_done} of ${job.assets_total}` : " · training the feature model";
+    else if (job && job.status === "queued") text += " · the job is queued";
+    else if (job && job.status === "failed") text += ` · the last job failed: ${job.error}`;
+    if (!e.enabled) text += " · automatic embedding is off on this server";
+    $("embed-text").textContent = text;
+    const s = data.suggestions;
+    $("suggest-text").textContent = s.accuracy === null
+      ? (s.suggested ? `${plural(s.suggested, "queued task")} have a suggestion; review gold in calibration to measure how good they are.`
+        : "No suggestions yet: they come once images are embedded and some tasks have answers (gold or accepted).")
+      : `Suggestions: ${percent(s.accuracy)} right on ${plural(s.heldout, "gold task")} held out ` +
+        `(95% interval ${percent(s.interval[0])} – ${percent(s.interval[1])}), learned from ${s.gold} gold and ${s.accepted} accepted answers; ` +
+        `${plural(s.suggested, "queued task")} have one.`;
+    if (running || (s.job_status && ["queued", "running"].includes(s.job_status))) loadAssist.timer = setTimeout(loadAssist, 3000);
+  } catch (err) {
+    $("embed-text").textContent = "";
+    if (err.status !== 403) fail($("assist-errors"), err);
+  }
+}
+
+async function embed(retrain) {
+  $("assist-errors").hidden = true;
+  try {
+    await api("POST", `/api/v1/projects/${projectId}/assist/`, { retrain });
+    say(retrain ? "A new feature model will be trained from the images and answers there are now." : "The embedding job is queued.");
+  } catch (err) {
+    fail($("assist-errors"), err);
+  }
+  loadAssist();
+}
+$("embed-now").addEventListener("click", () => embed(false));
+$("retrain").addEventListener("click", () => embed(true));
+
+load();
+loadAssist();
 });
 
 // --- a rejected batch sent back ---------------------------------------------------------------
@@ -187,7 +279,53 @@ async function relabel(scope) {
   } catch (err) {
     fail($("relabel-errors"), err);
   }
-  load();
+  // --- model assistance: the embedding job's progress and the suggestion model's accuracy --------------
+
+async function loadAssist() {
+  clearTimeout(loadAssist.timer);
+  try {
+    const { data } = await api("GET", `/api/v1/projects/${projectId}/assist/`);
+    const e = data.embeddings;
+    const job = e.job;
+    const running = job && ["queued", "running"].includes(job.status);
+    $("embed-bar").max = Math.max(1, e.images);
+    $("embed-bar").value = e.embedded;
+    let text = `${e.embedded} of ${plural(e.images, "image")} embedded`;
+    if (e.version) text += ` (feature model ${e.version}, ${e.kind === "backbone" ? "a pretrained backbone" : "trained on this project's images"})`;
+    if (job && job.status === "running") text += job.assets_total ? ` · embedding ${job.assets_done} of ${job.assets_total}` : " · training the feature model";
+    else if (job && job.status === "queued") text += " · the job is queued";
+    else if (job && job.status === "failed") text += ` · the last job failed: ${job.error}`;
+    if (!e.enabled) text += " · automatic embedding is off on this server";
+    $("embed-text").textContent = text;
+    const s = data.suggestions;
+    $("suggest-text").textContent = s.accuracy === null
+      ? (s.suggested ? `${plural(s.suggested, "queued task")} have a suggestion; review gold in calibration to measure how good they are.`
+        : "No suggestions yet: they come once images are embedded and some tasks have answers (gold or accepted).")
+      : `Suggestions: ${percent(s.accuracy)} right on ${plural(s.heldout, "gold task")} held out ` +
+        `(95% interval ${percent(s.interval[0])} – ${percent(s.interval[1])}), learned from ${s.gold} gold and ${s.accepted} accepted answers; ` +
+        `${plural(s.suggested, "queued task")} have one.`;
+    if (running || (s.job_status && ["queued", "running"].includes(s.job_status))) loadAssist.timer = setTimeout(loadAssist, 3000);
+  } catch (err) {
+    $("embed-text").textContent = "";
+    if (err.status !== 403) fail($("assist-errors"), err);
+  }
+}
+
+async function embed(retrain) {
+  $("assist-errors").hidden = true;
+  try {
+    await api("POST", `/api/v1/projects/${projectId}/assist/`, { retrain });
+    say(retrain ? "A new feature model will be trained from the images and answers there are now." : "The embedding job is queued.");
+  } catch (err) {
+    fail($("assist-errors"), err);
+  }
+  loadAssist();
+}
+$("embed-now").addEventListener("click", () => embed(false));
+$("retrain").addEventListener("click", () => embed(true));
+
+load();
+loadAssist();
 }
 $("relabel-failed").addEventListener("click", () => relabel("failed"));
 $("relabel-all").addEventListener("click", () => relabel("all"));
@@ -204,7 +342,53 @@ $("new-batch").addEventListener("submit", async (event) => {
   try {
     const { data } = await api("POST", `/api/v1/projects/${projectId}/batches/`, { name: form.elements.name.value, kind: form.elements.kind.value });
     form.elements.name.value = "";
-    await load();
+    await // --- model assistance: the embedding job's progress and the suggestion model's accuracy --------------
+
+async function loadAssist() {
+  clearTimeout(loadAssist.timer);
+  try {
+    const { data } = await api("GET", `/api/v1/projects/${projectId}/assist/`);
+    const e = data.embeddings;
+    const job = e.job;
+    const running = job && ["queued", "running"].includes(job.status);
+    $("embed-bar").max = Math.max(1, e.images);
+    $("embed-bar").value = e.embedded;
+    let text = `${e.embedded} of ${plural(e.images, "image")} embedded`;
+    if (e.version) text += ` (feature model ${e.version}, ${e.kind === "backbone" ? "a pretrained backbone" : "trained on this project's images"})`;
+    if (job && job.status === "running") text += job.assets_total ? ` · embedding ${job.assets_done} of ${job.assets_total}` : " · training the feature model";
+    else if (job && job.status === "queued") text += " · the job is queued";
+    else if (job && job.status === "failed") text += ` · the last job failed: ${job.error}`;
+    if (!e.enabled) text += " · automatic embedding is off on this server";
+    $("embed-text").textContent = text;
+    const s = data.suggestions;
+    $("suggest-text").textContent = s.accuracy === null
+      ? (s.suggested ? `${plural(s.suggested, "queued task")} have a suggestion; review gold in calibration to measure how good they are.`
+        : "No suggestions yet: they come once images are embedded and some tasks have answers (gold or accepted).")
+      : `Suggestions: ${percent(s.accuracy)} right on ${plural(s.heldout, "gold task")} held out ` +
+        `(95% interval ${percent(s.interval[0])} – ${percent(s.interval[1])}), learned from ${s.gold} gold and ${s.accepted} accepted answers; ` +
+        `${plural(s.suggested, "queued task")} have one.`;
+    if (running || (s.job_status && ["queued", "running"].includes(s.job_status))) loadAssist.timer = setTimeout(loadAssist, 3000);
+  } catch (err) {
+    $("embed-text").textContent = "";
+    if (err.status !== 403) fail($("assist-errors"), err);
+  }
+}
+
+async function embed(retrain) {
+  $("assist-errors").hidden = true;
+  try {
+    await api("POST", `/api/v1/projects/${projectId}/assist/`, { retrain });
+    say(retrain ? "A new feature model will be trained from the images and answers there are now." : "The embedding job is queued.");
+  } catch (err) {
+    fail($("assist-errors"), err);
+  }
+  loadAssist();
+}
+$("embed-now").addEventListener("click", () => embed(false));
+$("retrain").addEventListener("click", () => embed(true));
+
+load();
+loadAssist();
     uploadBatch.value = String(data.id);
     say(`${data.name} is open: upload its images below, then click Finalize.`);
   } catch (err) {
@@ -265,13 +449,15 @@ function progress(fraction, text) {
 
 function showResults(summary, items) {
   results.replaceChildren(
-    el("p", { id: "upload-summary", text: `${summary.created} created, ${summary.duplicate} duplicate, ${summary.rejected} rejected` }),
+    el("p", { id: "upload-summary", text: `${summary.created} created, ${summary.duplicate} duplicate, ${summary.rejected} rejected` +
+      (items.some((i) => i.near_duplicate_of) ? `, ${items.filter((i) => i.near_duplicate_of).length} near-duplicate` : "") }),
     el("table", { class: "data", id: "upload-items" },
       el("thead", {}, el("tr", {}, el("th", { scope: "col", text: "File" }), el("th", { scope: "col", text: "Result" }), el("th", { scope: "col", text: "Detail" }))),
       el("tbody", {}, ...items.slice(0, 1000).map((item) => el("tr", { "data-status": item.status },
         el("td", { text: item.name }),
         el("td", {}, el("span", { class: "badge", "data-status": item.status === "rejected" ? "rejected" : item.status === "created" ? "accepted" : "pending", text: item.status })),
-        el("td", { text: item.reason || (item.task_id ? `task ${item.task_id}` : "") }))))),
+        el("td", { text: item.reason || (item.task_id ? `task ${item.task_id}` : "") +
+          (item.near_duplicate_of ? ` · nearly the same image as task ${item.near_duplicate_of}` : "") }))))),
     ...(items.length > 1000 ? [el("p", { class: "muted", text: `The first 1,000 of ${items.length} items are listed.` })] : []),
   );
 }
@@ -338,8 +524,100 @@ $("upload").addEventListener("submit", async (event) => {
     fail(box, err);
   } finally {
     button.disabled = false;
-    load();
+    // --- model assistance: the embedding job's progress and the suggestion model's accuracy --------------
+
+async function loadAssist() {
+  clearTimeout(loadAssist.timer);
+  try {
+    const { data } = await api("GET", `/api/v1/projects/${projectId}/assist/`);
+    const e = data.embeddings;
+    const job = e.job;
+    const running = job && ["queued", "running"].includes(job.status);
+    $("embed-bar").max = Math.max(1, e.images);
+    $("embed-bar").value = e.embedded;
+    let text = `${e.embedded} of ${plural(e.images, "image")} embedded`;
+    if (e.version) text += ` (feature model ${e.version}, ${e.kind === "backbone" ? "a pretrained backbone" : "trained on this project's images"})`;
+    if (job && job.status === "running") text += job.assets_total ? ` · embedding ${job.assets_done} of ${job.assets_total}` : " · training the feature model";
+    else if (job && job.status === "queued") text += " · the job is queued";
+    else if (job && job.status === "failed") text += ` · the last job failed: ${job.error}`;
+    if (!e.enabled) text += " · automatic embedding is off on this server";
+    $("embed-text").textContent = text;
+    const s = data.suggestions;
+    $("suggest-text").textContent = s.accuracy === null
+      ? (s.suggested ? `${plural(s.suggested, "queued task")} have a suggestion; review gold in calibration to measure how good they are.`
+        : "No suggestions yet: they come once images are embedded and some tasks have answers (gold or accepted).")
+      : `Suggestions: ${percent(s.accuracy)} right on ${plural(s.heldout, "gold task")} held out ` +
+        `(95% interval ${percent(s.interval[0])} – ${percent(s.interval[1])}), learned from ${s.gold} gold and ${s.accepted} accepted answers; ` +
+        `${plural(s.suggested, "queued task")} have one.`;
+    if (running || (s.job_status && ["queued", "running"].includes(s.job_status))) loadAssist.timer = setTimeout(loadAssist, 3000);
+  } catch (err) {
+    $("embed-text").textContent = "";
+    if (err.status !== 403) fail($("assist-errors"), err);
+  }
+}
+
+async function embed(retrain) {
+  $("assist-errors").hidden = true;
+  try {
+    await api("POST", `/api/v1/projects/${projectId}/assist/`, { retrain });
+    say(retrain ? "A new feature model will be trained from the images and answers there are now." : "The embedding job is queued.");
+  } catch (err) {
+    fail($("assist-errors"), err);
+  }
+  loadAssist();
+}
+$("embed-now").addEventListener("click", () => embed(false));
+$("retrain").addEventListener("click", () => embed(true));
+
+load();
+loadAssist();
   }
 });
 
+// --- model assistance: the embedding job's progress and the suggestion model's accuracy --------------
+
+async function loadAssist() {
+  clearTimeout(loadAssist.timer);
+  try {
+    const { data } = await api("GET", `/api/v1/projects/${projectId}/assist/`);
+    const e = data.embeddings;
+    const job = e.job;
+    const running = job && ["queued", "running"].includes(job.status);
+    $("embed-bar").max = Math.max(1, e.images);
+    $("embed-bar").value = e.embedded;
+    let text = `${e.embedded} of ${plural(e.images, "image")} embedded`;
+    if (e.version) text += ` (feature model ${e.version}, ${e.kind === "backbone" ? "a pretrained backbone" : "trained on this project's images"})`;
+    if (job && job.status === "running") text += job.assets_total ? ` · embedding ${job.assets_done} of ${job.assets_total}` : " · training the feature model";
+    else if (job && job.status === "queued") text += " · the job is queued";
+    else if (job && job.status === "failed") text += ` · the last job failed: ${job.error}`;
+    if (!e.enabled) text += " · automatic embedding is off on this server";
+    $("embed-text").textContent = text;
+    const s = data.suggestions;
+    $("suggest-text").textContent = s.accuracy === null
+      ? (s.suggested ? `${plural(s.suggested, "queued task")} have a suggestion; review gold in calibration to measure how good they are.`
+        : "No suggestions yet: they come once images are embedded and some tasks have answers (gold or accepted).")
+      : `Suggestions: ${percent(s.accuracy)} right on ${plural(s.heldout, "gold task")} held out ` +
+        `(95% interval ${percent(s.interval[0])} – ${percent(s.interval[1])}), learned from ${s.gold} gold and ${s.accepted} accepted answers; ` +
+        `${plural(s.suggested, "queued task")} have one.`;
+    if (running || (s.job_status && ["queued", "running"].includes(s.job_status))) loadAssist.timer = setTimeout(loadAssist, 3000);
+  } catch (err) {
+    $("embed-text").textContent = "";
+    if (err.status !== 403) fail($("assist-errors"), err);
+  }
+}
+
+async function embed(retrain) {
+  $("assist-errors").hidden = true;
+  try {
+    await api("POST", `/api/v1/projects/${projectId}/assist/`, { retrain });
+    say(retrain ? "A new feature model will be trained from the images and answers there are now." : "The embedding job is queued.");
+  } catch (err) {
+    fail($("assist-errors"), err);
+  }
+  loadAssist();
+}
+$("embed-now").addEventListener("click", () => embed(false));
+$("retrain").addEventListener("click", () => embed(true));
+
 load();
+loadAssist();

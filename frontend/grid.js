@@ -2,6 +2,10 @@
 //
 // Each selected image becomes an ordinary annotation (POST annotations/bulk) carrying its share of
 // the time spent since the page was last answered, so overlap, gold and audits work as usual.
+//
+// A suggested page (Shift+G) holds images the machine suggests one answer for, most confident first,
+// all selected: unselect the wrong ones and press that answer's key; those answers are marked
+// `assisted`. More like this (Shift+M) brings the focused image's look-alikes next to it.
 
 import { api, el, isShortcut } from "./api.js";
 import { addShortcuts } from "./help.js";
@@ -21,6 +25,7 @@ const state = {
   since: performance.now(),
   busy: false,
   byKey: new Map(),
+  suggested: null, // {choice, label} while a suggested page is shown
 };
 
 function say(text, isError = false) {
@@ -45,11 +50,15 @@ async function refill() {
 }
 
 function tile(task) {
+  const hint = task.suggestion
+    ? el("span", { class: "suggestion", text: `${task.suggestion.label} ${Math.round(task.suggestion.confidence * 100)}%` })
+    : null;
   const node = el(
     "div",
     { role: "option", class: "thumb", tabindex: "-1", "aria-selected": "false", "data-task-id": task.id,
-      "aria-label": `Image ${task.unique_id || task.id}` },
+      "aria-label": `Image ${task.unique_id || task.id}${task.suggestion ? `, suggested ${task.suggestion.label}` : ""}` },
     el("img", { src: task.asset.thumbnail_url, alt: "", loading: "lazy", decoding: "async" }),
+    hint,
   );
   node.addEventListener("click", (event) => clickTile(task.id, event));
   return node;
@@ -155,10 +164,12 @@ async function assign(choice) {
   }
   const now = performance.now();
   const share = Math.round((now - state.since) / ids.length);
+  // Confirming the page's suggestion is an assisted answer; any other key is the annotator's own.
+  const assisted = state.suggested !== null && choice.id === state.suggested.choice;
   state.busy = true;
   root.dataset.busy = "1";
   try {
-    const answers = ids.map((task) => ({ task, choice: choice.id, duration_ms: share }));
+    const answers = ids.map((task) => ({ task, choice: choice.id, duration_ms: share, assisted }));
     const { data } = await api("POST", `/api/v1/projects/${projectId}/annotations/bulk/`, { answers });
     const stored = new Set(data.results.filter((r) => r.status !== "rejected").map((r) => r.task));
     const rejected = data.results.filter((r) => r.status === "rejected");
@@ -172,7 +183,8 @@ async function assign(choice) {
       rejected.length > 0,
     );
     render();
-    await refill();
+    if (state.suggested && !state.tiles.length) await takeSuggested();
+    else if (!state.suggested) await refill();
     moveFocus(Math.min(state.focus, state.tiles.length - 1));
   } catch (err) {
     say(`Nothing was saved: ${err.message}`, true);
@@ -182,7 +194,60 @@ async function assign(choice) {
   }
 }
 
+// --- suggested pages and look-alikes -----------------------------------------------------------
+
+function note(text) {
+  const box = document.getElementById("suggested-note");
+  box.textContent = text;
+  box.hidden = !text;
+}
+
+async function takeSuggested() {
+  root.dataset.state = "loading";
+  try {
+    const { data } = await api("POST", `/api/v1/projects/${projectId}/suggested-tasks/`, { count: size });
+    state.tiles = data.tasks.map((task) => ({ task, node: tile(task) }));
+    state.suggested = data.tasks.length ? { choice: data.choice, label: data.label } : null;
+    clearSelection();
+    selectAll();
+    state.since = performance.now();
+    const key = data.tasks.length ? [...state.byKey.entries()].find(([, c]) => c.id === data.choice)?.[0] : null;
+    note(data.tasks.length
+      ? `Suggested: ${data.label}. Every image is selected: unselect the ones that are not ${data.label}, then press ${key ? key.toUpperCase() : "its key"}.`
+      : "No suggestions are waiting for you; the page shows images in upload order.");
+    if (!data.tasks.length) {
+      render();
+      await refill();
+      return;
+    }
+  } catch (err) {
+    say(`Could not fetch a suggested page: ${err.message}`, true);
+  }
+  render();
+}
+
+async function moreLikeThis() {
+  const t = state.tiles[state.focus];
+  if (!t) return say("Focus an image first (click it or use the arrow keys).", true);
+  try {
+    const { data } = await api("POST", `/api/v1/projects/${projectId}/suggested-tasks/`, { count: 12, like: t.task.id });
+    const shown = new Set(state.tiles.map((x) => x.task.id));
+    const fresh = data.tasks.filter((task) => !shown.has(task.id)).map((task) => ({ task, node: tile(task) }));
+    state.tiles.splice(state.focus + 1, 0, ...fresh);
+    say(fresh.length ? `${fresh.length} look-alike${fresh.length === 1 ? "" : "s"} placed after the focused image.` : "No look-alikes are waiting for you.");
+    render();
+  } catch (err) {
+    say(`Could not fetch look-alikes: ${err.message}`, true);
+  }
+}
+
 document.addEventListener("keydown", (event) => {
+  if (!event.repeat && isShortcut(event) && event.shiftKey && (event.key === "G" || event.key === "M")) {
+    event.preventDefault();
+    if (event.key === "G") takeSuggested();
+    else moreLikeThis();
+    return;
+  }
   if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "a" && !event.target.closest?.("input, textarea")) {
     selectAll();
     event.preventDefault();
@@ -198,6 +263,8 @@ document.addEventListener("keydown", (event) => {
 document.getElementById("select-all").addEventListener("click", selectAll);
 document.getElementById("clear").addEventListener("click", clearSelection);
 document.getElementById("check-again").addEventListener("click", refill);
+document.getElementById("suggested").addEventListener("click", takeSuggested);
+document.getElementById("more-like").addEventListener("click", moreLikeThis);
 
 async function start() {
   try {
@@ -219,6 +286,8 @@ async function start() {
       ["Click", "select or unselect an image"], ["Shift+click", "select the range from the last click"],
       ["← → ↑ ↓", "move between images"], ["Shift+arrow", "extend the selection"], ["Space / Enter", "select or unselect"],
       ["Ctrl+A", "select every image"], ["Esc", "clear the selection"],
+      ["Shift+G", "a suggested page: every image selected, unselect the wrong ones"],
+      ["Shift+M", "more like this: the focused image's look-alikes"],
       ...project.choices.map((c) => [c.hotkey.toUpperCase(), `answer every selected image ${c.label}`]),
     ]);
   } catch (err) {

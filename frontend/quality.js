@@ -32,6 +32,8 @@ async function audits() {
     el("td", { text: percent(b.error_rate) }),
     el("td", { text: b.audited ? range(b.wilson) : "–" }),
     el("td", { text: b.audited ? range(b.clopper_pearson) : "–" }),
+    ...["assisted", "unassisted"].map((kind) => el("td", { text: b[kind].audited
+      ? `${b[kind].errors} in ${b[kind].audited} (${percent(b[kind].error_rate)}, ${range(b[kind].wilson)})` : "–" })),
     el("td", {}, el("span", { class: "badge", "data-status": b.decision === "pending" ? "audited" : b.decision, text: b.decision === "pending" ? "under review" : b.decision })),
   )));
   if (!done.length) {
@@ -103,7 +105,20 @@ async function consensus() {
     el("tbody", {}, ...rows)));
 }
 
-Promise.all([audits(), gold(), calibration(), consensus()]).then(
+async function traps() {
+  const { data } = await api("GET", `/api/v1/projects/${projectId}/annotators/`);
+  const rows = data.filter((m) => m.assisted_answers || m.traps_shown);
+  $("trap-table").querySelector("tbody").replaceChildren(...(rows.length ? rows.map((m) => el("tr", {},
+    el("th", { scope: "row", text: m.username }),
+    el("td", { text: String(m.assisted_answers) }),
+    el("td", { text: String(m.traps_shown) }),
+    el("td", { class: m.traps_accepted ? "error" : "", text: m.traps_shown ? `${m.traps_accepted} (${percent(m.trap_acceptance)})` : "–" }),
+    el("td", { text: percent(m.gold_accuracy) }),
+    el("td", { text: m.paused ? `yes: ${m.paused_reason}` : "no" }),
+  )) : [el("tr", {}, el("td", { colspan: "6", class: "muted", text: "Nobody has answered a suggested page yet." }))]));
+}
+
+Promise.all([audits(), gold(), calibration(), consensus(), traps()]).then(
   () => { app.dataset.state = "ready"; },
   (err) => { showErrors($("errors"), err); app.dataset.state = "error"; },
 );

@@ -12,9 +12,9 @@ const taxonomy = taxonomyEditor(document.getElementById("choice-rows"));
 const errors = document.getElementById("errors");
 const saved = document.getElementById("saved");
 const FIELDS = ["name", "question", "instructions", "overlap", "lease_seconds", "gold_rate", "min_gold_accuracy",
-  "min_gold_answers", "audit_sample_size", "max_error_rate"];
+  "min_gold_answers", "audit_sample_size", "max_error_rate", "trap_rate", "lease_order"];
 const NUMBERS = new Set(["overlap", "lease_seconds", "gold_rate", "min_gold_accuracy", "min_gold_answers",
-  "audit_sample_size", "max_error_rate"]);
+  "audit_sample_size", "max_error_rate", "trap_rate"]);
 
 addShortcuts("Settings", [["Tab / Shift+Tab", "move between fields"], ["Enter", "save (in a one-line field)"]]);
 

@@ -13,7 +13,7 @@ const $ = (id) => document.getElementById(id);
 const viewport = $("viewport");
 const spacer = $("spacer");
 const form = $("filters");
-const FILTERS = ["batch", "status", "answer", "annotator", "agreement_min", "agreement_max", "gold", "audited", "duplicate", "error"];
+const FILTERS = ["batch", "status", "answer", "annotator", "agreement_min", "agreement_max", "gold", "audited", "duplicate", "near_duplicate", "error"];
 const PAGE = 200;
 const ROW_H = 44;
 const TILE = 148; // thumbnail tile, square, with its gap
@@ -287,6 +287,10 @@ async function openTask(index) {
       ["Answer", task.answer ? `${task.answer} (${{ single: "one annotator", consensus: "consensus", gold: "the owner, as gold", audit: "corrected by an audit" }[task.decided_by] ?? task.decided_by})` : null],
       ["Agreement", task.agreement == null ? null : percent(task.agreement, 0)],
       ["Gold", task.is_gold ? `yes: ${task.gold_label}${task.gold_source ? ` (a copy of task ${task.gold_source})` : ""}` : "no"],
+      ["Suggestion", task.suggestion ? `${task.suggestion.label} (${percent(task.suggestion.confidence, 0)} confident; the machine's, not an answer)` : null],
+      ["Near-duplicates", task.near_duplicates.length ? el("span", {}, ...task.near_duplicates.flatMap((n, i) => [i ? ", " : "",
+        el("a", { href: `/projects/${projectId}/tasks/?near_duplicate=true#task-${n.task}`, text: `task ${n.task}` }),
+        ` (${n.kind === "phash" ? `${n.distance} bits apart` : "embedding"})`])) : null],
       ["Source", task.source_url || task.source_name || null], ["Unique id", task.unique_id],
       ["Image", task.asset ? `${task.asset.width}×${task.asset.height} ${task.asset.format}, sha256 ${task.asset.sha256.slice(0, 12)}…` : null],
       ["Uploaded", when(task.created_at)], ["Completed", task.completed_at ? when(task.completed_at) : null],

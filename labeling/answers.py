@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from winnow.exceptions import Conflict, DomainError, InvalidInput, NotFound
 
-from . import hotpath, webhooks
+from . import hotpath, suggestions, webhooks
 from .consensus import resolve_task
 from .exceptions import LeaseExpired
 from .hotpath import ANSWER_LOCK, ANSWER_STATE, BATCH_LABELED, convert, loaded
@@ -28,6 +28,7 @@ from .models import (
     Project,
     Task,
     TaskStatus,
+    Trap,
     batch_sources,
 )
 
@@ -41,7 +42,7 @@ MAX_BULK_ANSWERS = 200
 (_FIRST_ANSWER_FROM,) = batch_sources(BatchStatus.LABELING, among=(BatchStatus.FINALIZED,))
 
 def submit_annotation(
-    *, task: Task | int, annotator: AbstractBaseUser, choice_id: int, duration_ms: int
+    *, task: Task | int, annotator: AbstractBaseUser, choice_id: int, duration_ms: int, assisted: bool = False
 ) -> tuple[Annotation, bool]:
     """Record an annotator's answer. Returns (annotation, created).
 
@@ -52,7 +53,9 @@ def submit_annotation(
     already answered (409: undo it first). `task` may be a task's id (404 if there is no such live
     task). Every image labeled runs this, so its statements are plain SQL: the lock with everything
     that cannot race (project, batch, membership, choice), the answers and lease read after the lock,
-    the insert, the lease release, the task update, the commit.
+    the insert, the lease release, the task update, the commit. `assisted` marks an answer given by
+    confirming a suggestion (a suggested grid page); on a trap (labeling/assist.py) the answer that takes
+    the shown choice is recorded as the trap accepted.
     """
     task_id = task if isinstance(task, int) else task.pk
     if not is_row_id(task_id):
@@ -102,13 +105,13 @@ def submit_annotation(
         duration_ms = max(0, min(duration_ms, 24 * 3600 * 1000))
         hotpath.execute(
             cursor, "winnow_answer_insert",
-            "INSERT INTO labeling_annotation (task_id, annotator_id, choice_id, duration_ms, created_at, discarded_at)"
-            " VALUES (%s, %s, %s, %s, %s, NULL) RETURNING id",
-            [task_id, annotator.pk, choice_id, duration_ms, now],
+            "INSERT INTO labeling_annotation (task_id, annotator_id, choice_id, duration_ms, created_at, discarded_at,"
+            " assisted) VALUES (%s, %s, %s, %s, %s, NULL, %s) RETURNING id",
+            [task_id, annotator.pk, choice_id, duration_ms, now, bool(assisted)],
         )
         annotation = loaded(Annotation, {
             "id": cursor.fetchone()[0], "task_id": task_id, "annotator_id": annotator.pk, "choice_id": choice_id,
-            "duration_ms": duration_ms, "created_at": now, "discarded_at": None,
+            "duration_ms": duration_ms, "created_at": now, "discarded_at": None, "assisted": bool(assisted),
         })
         cursor.execute("DELETE FROM labeling_lease WHERE id = %s", [lease[0]])
         # The row lock makes the count read above exact, so the new count is written as a value.
@@ -122,6 +125,8 @@ def submit_annotation(
         if row["is_gold"]:
             from . import quality
 
+            Trap.objects.filter(task_id=task_id, annotator=annotator, shown_choice_id=choice_id,
+                                accepted_at__isnull=True).update(accepted_at=now)
             quality.check_annotator(project=Project.objects.get(pk=row["project_id"]), annotator=annotator)
         if task.status == TaskStatus.COMPLETED:
             if row["hooked"] or row["callback_url"]:  # emit() would find no receiver otherwise: save its query
@@ -131,6 +136,8 @@ def submit_annotation(
             if in_outer_transaction:
                 _mark_labeled_if_done(batch_id)
             transaction.on_commit(lambda: _mark_labeled_if_done(batch_id))
+            project_id = row["project_id"]
+            transaction.on_commit(lambda: suggestions.note_answer(project_id))  # refit, debounced
         if row["batch_status"] == BatchStatus.FINALIZED:
             cursor.execute(
                 "UPDATE labeling_batch SET status = %s WHERE id = %s AND status = %s",
@@ -233,7 +240,8 @@ def submit_answers(*, project: Project, annotator: AbstractBaseUser, answers: li
             continue
         try:
             annotation, created = submit_annotation(
-                task=task, annotator=annotator, choice_id=item["choice"], duration_ms=item.get("duration_ms", 0)
+                task=task, annotator=annotator, choice_id=item["choice"], duration_ms=item.get("duration_ms", 0),
+                assisted=item.get("assisted", False),
             )
         except DomainError as exc:
             results.append({"index": i, "task": task.pk, "status": "rejected", "code": exc.code, "detail": exc.message})
@@ -252,6 +260,11 @@ def _answer_problem(item: Any) -> str | None:
     duration = item.get("duration_ms", 0)
     if not isinstance(duration, int) or isinstance(duration, bool) or duration < 0:
         return "duration_ms must be a whole number of milliseconds, 0 or more"
+    if not isinstance(item.get("assisted", False), bool):
+        return "assisted must be true or false"
+    unknown = set(item) - {"task", "choice", "duration_ms", "assisted"}
+    if unknown:
+        return f"unknown field {sorted(unknown)[0]!r}; an answer has task, choice, duration_ms and assisted"
     return None
 
 

@@ -25,7 +25,20 @@ from winnow import serializers as strict
 from winnow.exceptions import Conflict
 from winnow.parsers import UrlListJSONParser
 
-from . import accounts, answers, curation, exports, formats, ingest, leasing, projects, reports, splits, webhooks
+from . import (
+    accounts,
+    answers,
+    curation,
+    duplicates,
+    exports,
+    formats,
+    ingest,
+    leasing,
+    projects,
+    reports,
+    splits,
+    webhooks,
+)
 from .models import (
     Annotation,
     Audit,
@@ -64,6 +77,7 @@ from .serializers import (
     ProgressSerializer,
     ProjectSerializer,
     SkipResultSerializer,
+    SplitSerializer,
     TaskBulkResultSerializer,
     TaskBulkSerializer,
     TaskDetailSerializer,
@@ -75,7 +89,7 @@ from .serializers import (
 
 PROJECT_FIELDS = [
     "name", "instructions", "question", "overlap", "gold_rate", "audit_sample_size", "max_error_rate",
-    "min_gold_accuracy", "min_gold_answers", "lease_seconds",
+    "min_gold_accuracy", "min_gold_answers", "lease_seconds", "trap_rate", "lease_order",
 ]
 
 
@@ -145,6 +159,7 @@ class BulkAnswerItemSerializer(strict.Serializer):
     task = serializers.IntegerField()
     choice = serializers.IntegerField()
     duration_ms = serializers.IntegerField(min_value=0, default=0)
+    assisted = serializers.BooleanField(default=False, help_text="given by confirming a suggestion (suggested page)")
 
 
 class BulkAnswerSerializer(strict.Serializer):
@@ -160,34 +175,6 @@ class SplitCreateSerializer(strict.Serializer):
         if attrs["val_fraction"] + attrs["test_fraction"] >= 0.9:
             raise ValidationError("val_fraction + test_fraction must stay under 0.9 so most images train")
         return attrs
-
-
-class SplitSerializer(strict.ModelSerializer):
-    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
-    warnings = serializers.SerializerMethodField(help_text="what the counts make doubtful, e.g. no test images")
-
-    class Meta:
-        model = Split
-        fields = ["id", "project", "version", "status", "options", "counts", "manifest_sha256", "created_by",
-                  "created_at", "approved_by", "approved_at", "warnings"]
-        read_only_fields = fields
-
-    def get_warnings(self, split: Split) -> list[str]:
-        """A split is built whatever its counts; these say which of them would weaken training or evaluation."""
-        notes = []
-        for domain in ("A", "B"):
-            counts = split.counts.get(domain, {})
-            if not counts.get("total"):
-                notes.append(f"no images of domain {domain}: a translator needs both domains")
-                continue
-            if counts.get("test", 0) == 0:
-                notes.append(f"no test images of domain {domain}: FID and KID cannot be measured; "
-                             "raise the test share or label more images")
-            if counts.get("train", 0) < settings.WINNOW_MIN_DOMAIN_IMAGES:
-                notes.append(f"{counts.get('train', 0)} training images of domain {domain}, fewer than the "
-                             f"{settings.WINNOW_MIN_DOMAIN_IMAGES} a run needs")
-        return notes
 
 
 def _pk(pk: str | None) -> int:
@@ -435,6 +422,9 @@ def filter_tasks(queryset: QuerySet[Task], params: dict[str, str]) -> QuerySet[T
         queryset = queryset.filter(twins) if f["duplicate"] else queryset.filter(Q(asset__isnull=True) | ~twins)
     if f.get("error"):
         queryset = queryset.filter(status=TaskStatus.FAILED, error__icontains=f["error"])
+    if f.get("near_duplicate") is not None:
+        near = duplicates.has_near_duplicate()
+        queryset = queryset.filter(near) if f["near_duplicate"] else queryset.exclude(near)
     return queryset
 
 
@@ -446,7 +436,7 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gen
     def get_queryset(self) -> QuerySet[Task]:
         if self.action in LABELING_ACTIONS:
             return Task.objects.alive().select_related("asset", "project")  # the hot labeling path
-        queryset = Task.objects.alive().select_related("asset", "final_choice", "project").prefetch_related(
+        queryset = Task.objects.alive().select_related("asset", "final_choice", "project", "suggestion__choice").prefetch_related(
             Prefetch("annotations", queryset=Annotation.objects.select_related("annotator", "choice"))
         )
         if self.action != "list":
@@ -465,11 +455,12 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gen
         task = self.get_object()
         if role_in(request.user, task.project) == Role.ANNOTATOR:
             raise PermissionDenied("annotators see tasks through next-tasks/; a task's details show gold and others' answers")
-        task = (Task.objects.select_related("asset", "final_choice", "gold_choice", "batch")
+        task = (Task.objects.select_related("asset", "final_choice", "gold_choice", "batch", "suggestion__choice")
                 .prefetch_related(Prefetch("annotations", queryset=Annotation.objects.select_related("annotator", "choice")),
                                   Prefetch("audits", queryset=Audit.objects.select_related("reviewer", "answer", "corrected_choice")))
                 .get(pk=task.pk))
-        return Response(TaskDetailSerializer(task, context={"request": request}).data)
+        near = duplicates.near_tasks(task)
+        return Response(TaskDetailSerializer(task, context={"request": request, "near_duplicates": near}).data)
 
     @extend_schema(parameters=[TaskFilterSerializer])
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:

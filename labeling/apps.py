@@ -8,11 +8,13 @@ class LabelingConfig(AppConfig):
     def ready(self) -> None:
         from winnow import jobs, media, metrics
 
-        from . import exports, leasing, views, webhooks
-        from .models import Delivery, Export
+        from . import exports, features, leasing, suggestions, views, webhooks
+        from .models import Delivery, Export, FeatureJob, SuggestionFit
 
         media.register("assets", "thumbs", rule=views.may_read_image)
         media.register("splits", "exports", rule=views.may_read_project_file)
         jobs.register(Export, exports.requeue_stalled_exports)
         jobs.register(Delivery, webhooks.resend_stalled)
+        jobs.register(FeatureJob, features.requeue_stalled)
+        jobs.register(SuggestionFit, suggestions.requeue_stalled)
         metrics.register_gauge("winnow_leases_active", "Tasks leased to an annotator now", leasing.active_lease_count)

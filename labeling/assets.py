@@ -36,6 +36,7 @@ from PIL import Image, UnidentifiedImageError
 from winnow.exceptions import InvalidInput
 from winnow.files import atomic_write
 
+from . import duplicates
 from .models import Asset
 
 ALLOWED_FORMATS = {"JPEG", "PNG", "WEBP", "GIF", "BMP", "TIFF"}
@@ -112,7 +113,7 @@ def write_files(data: bytes, measured: Measured, thumb: Image.Image) -> Asset:
     atomic_write(root / rel_thumb, lambda fh: thumb.save(fh, "JPEG", quality=85))
     return Asset(
         sha256=measured.sha256, file=rel_file, thumbnail=rel_thumb, width=measured.width,
-        height=measured.height, format=measured.format, byte_size=measured.byte_size,
+        height=measured.height, format=measured.format, byte_size=measured.byte_size, phash=duplicates.phash(thumb),
     )
 
 

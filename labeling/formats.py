@@ -25,7 +25,7 @@ from winnow import media
 from winnow.exceptions import IllegalTransition
 from winnow.files import ZipStream, copy_into
 
-from .models import Annotation, Asset, Audit, Project, Split, SplitStatus, Task
+from .models import Annotation, Asset, Audit, Project, Split, SplitStatus, Suggestion, Task
 
 CHUNK = 2000
 
@@ -67,11 +67,11 @@ def task_rows(*, project: Project, base_url: str, batch_id: Any = None) -> Itera
         else:
             in_chunk = {"task_id__in": [t[0] for t in chunk]}
         answers: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for task_id, annotator_id, choice_id, duration_ms, created_at in (
+        for task_id, annotator_id, choice_id, duration_ms, created_at, assisted in (
             Annotation.objects.live()
             .filter(**in_chunk)
             .order_by("task_id", "id")
-            .values_list("task_id", "annotator_id", "choice_id", "duration_ms", "created_at")
+            .values_list("task_id", "annotator_id", "choice_id", "duration_ms", "created_at", "assisted")
         ):
             answers[task_id].append(
                 {
@@ -80,8 +80,14 @@ def task_rows(*, project: Project, base_url: str, batch_id: Any = None) -> Itera
                     "choice": choices.get(choice_id),
                     "duration_ms": duration_ms,
                     "created_at": created_at.isoformat(),
+                    "assisted": assisted,
                 }
             )
+        suggested = {
+            task_id: {"choice": choices.get(choice_id), "confidence": round(confidence, 4), "source": "model"}
+            for task_id, choice_id, confidence in Suggestion.objects.filter(**in_chunk)
+            .values_list("task_id", "choice_id", "confidence")
+        }
         audits: dict[int, dict[str, Any]] = {}
         for task_id, round_, verdict, corrected_id, reviewer_id in (
             Audit.objects.filter(**in_chunk)
@@ -119,6 +125,8 @@ def task_rows(*, project: Project, base_url: str, batch_id: Any = None) -> Itera
                 "gold_answer": choices.get(gold_choice_id),
                 "annotations": answers.get(task_id, []),
                 "audit": audits.get(task_id),
+                # A suggestion, not an answer: the suggestion model's choice for a task still queued.
+                "machine_suggestion": suggested.get(task_id),
                 "created_at": created_at.isoformat(),
                 "completed_at": completed_at.isoformat() if completed_at else None,
             }
@@ -182,6 +190,8 @@ CSV_COLUMNS = [
     "id", "unique_id", "batch_id", "batch", "status", "answer", "decided_by", "agreement", "is_gold", "gold_answer",
     "annotation_count", "annotators", "audit_verdict", "audit_corrected", "image_url", "sha256", "width", "height", "format", "source_url", "source_name",
     "error", "metadata", "created_at", "completed_at",
+    # The machine's suggestion (docs/ASSIST.md): what the model proposed for a queued task, never an answer.
+    "machine_suggestion", "machine_suggestion_confidence", "assisted_answers",
 ]
 
 
@@ -209,6 +219,8 @@ def _csv_values(row: dict[str, Any]) -> list[Any]:
         (row.get("audit") or {}).get("verdict"), (row.get("audit") or {}).get("corrected"), image["url"], image["sha256"], image["width"],
         image["height"], image["format"], image["source_url"], image["source_name"], row["error"],
         _csv_metadata(row["metadata"]), row["created_at"], row["completed_at"],
+        (row["machine_suggestion"] or {}).get("choice"), (row["machine_suggestion"] or {}).get("confidence"),
+        sum(1 for a in answers if a["assisted"]),
     )]
 
 
@@ -285,6 +297,10 @@ def label_studio_task(row: dict[str, Any]) -> dict[str, Any]:
     if row["answer"]:
         predictions.append({"model_version": f"winnow-{row['decided_by'] or 'answer'}", "score": row["agreement"],
                             "result": _ls_result(row["answer"])})
+    if row["machine_suggestion"] and row["machine_suggestion"]["choice"]:
+        # The suggestion model's guess, as Label Studio marks model pre-annotations: a prediction.
+        predictions.append({"model_version": "winnow-suggestion", "score": row["machine_suggestion"]["confidence"],
+                            "result": _ls_result(row["machine_suggestion"]["choice"])})
     return {
         "id": row["id"],
         "data": data,

@@ -98,7 +98,7 @@ def loaded(model: type[ModelT], values: dict[str, Any]) -> ModelT:
 
 # The project's leasing settings and the caller's membership, in one read (plain SQL: every image runs it).
 LEASE_PROJECT = """
-SELECT p.overlap, p.lease_seconds, m.id AS member_id, m.paused_at, m.paused_reason
+SELECT p.overlap, p.lease_seconds, p.lease_order, m.id AS member_id, m.paused_at, m.paused_reason
 FROM labeling_project p
 LEFT JOIN labeling_membership m ON m.project_id = p.id AND m.user_id = %s
 WHERE p.id = %s AND p.deleted_at IS NULL
@@ -113,6 +113,17 @@ FROM winnow_lease_tasks(%s, %s, %s, %s, %s, %s, %s, %s) leased
 JOIN labeling_task t ON t.id = leased.leased_task
 LEFT JOIN labeling_asset a ON a.id = t.asset_id
 ORDER BY t.batch_id, t.created_at, t.id
+"""
+
+
+# Leasing in another order (migration 0017): least confident first, one suggested choice, or given look-alikes.
+LEASE_RANKED = """
+SELECT t.id, t.project_id, t.batch_id, t.unique_id, t.metadata, t.created_at, t.asset_id,
+       a.sha256, a.width, a.height, a.format, a.byte_size, a.file, a.thumbnail
+FROM winnow_lease_ranked(%s, %s, %s, %s, %s, %s, %s, %s, %s, %s) leased
+JOIN labeling_task t ON t.id = leased.leased_task
+LEFT JOIN labeling_asset a ON a.id = t.asset_id
+ORDER BY leased.ordinal
 """
 
 

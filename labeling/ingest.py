@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from winnow.exceptions import Conflict, IllegalTransition, InvalidInput
 
-from . import assets, webhooks
+from . import assets, duplicates, features, webhooks
 from .answers import advance_batch
 from .models import (
     Asset,
@@ -67,6 +67,8 @@ def ingest_files(*, batch: Batch, files: Sequence[tuple[str, IO[bytes]]], metada
             results.extend(_ingest_group(batch, group, metadata))
             group, held = [], 0
     results.extend(_ingest_group(batch, group, metadata))
+    if any(r["status"] == "created" for r in results):
+        features.schedule_after_ingest(batch.project_id)
     return results
 
 
@@ -105,6 +107,9 @@ def _ingest_group(batch: Batch, group: list[tuple[str, bytes | None, str]], meta
                 new_tasks[outcome.pk] = Task(project_id=batch.project_id, batch=batch, asset=outcome,
                                              source_name=name[:500], metadata=metadata or {})
         Task.objects.bulk_create(new_tasks.values())
+        # Near-duplicates by perceptual hash: each new image against the project's (and this upload's).
+        near = duplicates.find_by_hash(project_id=batch.project_id, assets=[t.asset for t in new_tasks.values()])
+        near_task = _first_tasks(batch.project_id, {a for a, _ in near.values()})
         results = []
         for (name, _data, _reason), outcome in zip(group, outcomes, strict=True):
             if isinstance(outcome, assets.Rejected):
@@ -112,10 +117,22 @@ def _ingest_group(batch: Batch, group: list[tuple[str, bytes | None, str]], meta
             elif outcome.pk in new_tasks:
                 task = new_tasks.pop(outcome.pk)
                 task_of_asset[outcome.pk] = task.pk
-                results.append(_result(name, "created", task=task, sha256=outcome.sha256))
+                extra = {}
+                if outcome.pk in near and near[outcome.pk][0] in near_task:
+                    extra = {"near_duplicate_of": near_task[near[outcome.pk][0]], "near_duplicate_bits": near[outcome.pk][1]}
+                results.append(_result(name, "created", task=task, sha256=outcome.sha256, **extra))
             else:
                 results.append({"name": name, "status": "duplicate", "task_id": task_of_asset[outcome.pk], "sha256": outcome.sha256})
     return results
+
+
+def _first_tasks(project_id: int, asset_ids: set[int]) -> dict[int, int]:
+    """{asset id: the project's first live task with that image}."""
+    first: dict[int, int] = {}
+    rows = Task.objects.alive().filter(project_id=project_id, asset_id__in=asset_ids).order_by("id")
+    for asset_id, task_id in rows.values_list("asset_id", "id"):
+        first.setdefault(asset_id, task_id)
+    return first
 
 
 def ingest_urls(*, batch: Batch, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -317,8 +334,9 @@ def _enqueue_downloads(task_ids: list[int]) -> None:
 def download_task_images(*, task_ids: Iterable[int]) -> None:
     """Fetch the images of pending URL tasks. A task is claimed by a conditional update, so a
     redelivered job skips what another already did; failures mark the task failed with the reason."""
+    stored: dict[int, list[Asset]] = {}
     for task_id in task_ids:
-        task = Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).only("id", "source_url").first()
+        task = Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).only("id", "project_id", "source_url").first()
         if task is None:
             continue
         try:
@@ -327,7 +345,11 @@ def download_task_images(*, task_ids: Iterable[int]) -> None:
         except assets.Rejected as exc:
             Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).update(status=TaskStatus.FAILED, error=str(exc)[:500])
             continue
-        Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).update(asset=asset, status=TaskStatus.QUEUED)
+        if Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).update(asset=asset, status=TaskStatus.QUEUED):
+            stored.setdefault(task.project_id, []).append(asset)
+    for project_id, images in stored.items():  # near-duplicates by hash; then embed the new images
+        duplicates.find_by_hash(project_id=project_id, assets=images)
+        features.schedule_after_ingest(project_id)
 
 
 def cancel_task(*, task: Task, clear_unique_id: bool = False) -> Task:

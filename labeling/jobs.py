@@ -5,7 +5,7 @@ Exports and deliveries whose worker died are taken over by the sweep every worke
 
 from celery import shared_task
 
-from . import exports, ingest, webhooks
+from . import exports, features, ingest, suggestions, webhooks
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -32,3 +32,14 @@ def run_export(export_id: int) -> None:
         exports.run_export(export_id=export_id)
     finally:
         exports.prune_exports()  # old exports' files go while new ones are written: no scheduler needed
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def compute_embeddings(job_id: int) -> None:
+    """Train or load the project's feature model and embed its images (then refit its suggestions)."""
+    features.run_feature_job(job_id=job_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def refit_suggestions(fit_id: int) -> None:
+    suggestions.run_refit(fit_id=fit_id)

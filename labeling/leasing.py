@@ -13,12 +13,13 @@ from winnow.exceptions import Conflict, InvalidInput, NotAllowed, NotFound
 
 from . import hotpath
 from .exceptions import LeaseExpired
-from .hotpath import LEASE_CALL, LEASE_PROJECT, loaded
+from .hotpath import LEASE_CALL, LEASE_PROJECT, LEASE_RANKED, loaded
 from .models import (
     LABELABLE_BATCH_STATUSES,
     Annotation,
     Asset,
     Lease,
+    LeaseOrder,
     Membership,
     Project,
     Task,
@@ -59,7 +60,8 @@ def lease_next_task(*, project: Project | int, annotator: AbstractBaseUser) -> T
     return tasks[0] if tasks else None
 
 
-def lease_tasks(*, project: Project | int, annotator: AbstractBaseUser, count: int) -> list[Task]:
+def lease_tasks(*, project: Project | int, annotator: AbstractBaseUser, count: int, choice_id: int | None = None,
+                candidates: list[int] | None = None) -> list[Task]:
     """Make sure the annotator holds up to `count` leased tasks and return them, oldest batch first.
 
     The annotator's own unexpired, unanswered leases come first and are renewed (so asking again is
@@ -72,6 +74,10 @@ def lease_tasks(*, project: Project | int, annotator: AbstractBaseUser, count: i
     taken when it started and may miss a lease committed just before the lock was granted.
     `project` may be a project's id (404 if there is no such live project). The tasks come with their
     assets loaded and `lease_expires_at` set.
+
+    Inside a batch, tasks come in upload order, or (`winnow_lease_ranked`, migration 0017) least confident
+    suggestion first when the project's lease order is "uncertainty"; only tasks suggested `choice_id`,
+    most confident first (a suggested grid page); or only `candidates`, in their order (look-alikes).
     """
     if not 1 <= count <= MAX_LEASED_TASKS:
         raise InvalidInput(f"count must be between 1 and {MAX_LEASED_TASKS}")
@@ -87,12 +93,13 @@ def lease_tasks(*, project: Project | int, annotator: AbstractBaseUser, count: i
     overlap = row["overlap"]
     now = timezone.now()
     expires = now + timedelta(seconds=row["lease_seconds"])
+    params = [project_id, annotator.pk, count, overlap, [str(s) for s in LABELABLE_BATCH_STATUSES],
+              now, expires, now - SKIP_COOLDOWN]
     with connection.cursor() as cursor:
-        hotpath.execute(
-            cursor, "winnow_lease_call", LEASE_CALL,
-            [project_id, annotator.pk, count, overlap, [str(s) for s in LABELABLE_BATCH_STATUSES],
-             now, expires, now - SKIP_COOLDOWN],
-        )
+        if choice_id is None and candidates is None and row["lease_order"] != LeaseOrder.UNCERTAINTY:
+            hotpath.execute(cursor, "winnow_lease_call", LEASE_CALL, params)
+        else:
+            hotpath.execute(cursor, "winnow_lease_ranked", LEASE_RANKED, [*params, choice_id, candidates])
         tasks = [_leased_task(row) for row in hotpath.fetch_all(cursor)]
     for task in tasks:
         task.lease_expires_at = expires  # type: ignore[attr-defined]

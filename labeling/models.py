@@ -17,6 +17,8 @@ from django.utils import timezone
 
 from winnow.jobs import BackgroundJob
 
+from .vectors import EmbeddingField
+
 # Free text has a bound everywhere, so no request can store (and every page then send) megabytes of it.
 MAX_INSTRUCTIONS = 50_000
 MAX_LONG_HINT = 5_000
@@ -47,6 +49,11 @@ class Project(models.Model):
     min_gold_accuracy = models.FloatField(default=0.7)
     min_gold_answers = models.PositiveIntegerField(default=10)
     lease_seconds = models.PositiveIntegerField(default=600)
+    # Model assistance (docs/ASSIST.md): the share of a suggested grid page that is trap gold shown with a
+    # deliberately wrong suggestion, and the order of the single-image page.
+    trap_rate = models.FloatField(default=0.1, help_text="Share of a suggested grid page that is trap gold.")
+    lease_order = models.CharField(max_length=12, default="upload", help_text="upload, or uncertainty: least "
+                                   "confident suggestion first on the single-image page.")
     calibration_approved_at = models.DateTimeField(null=True, blank=True)
     webhook_secret = models.CharField(max_length=64, default=new_secret, editable=False)
     # The secret before the last rotation: deliveries are signed with both for WEBHOOK_SECRET_GRACE_HOURS
@@ -251,6 +258,9 @@ class Asset(models.Model):
     height = models.PositiveIntegerField()
     format = models.CharField(max_length=10)
     byte_size = models.PositiveBigIntegerField()
+    # A 64-bit DCT perceptual hash of the thumbnail (labeling/duplicates.py), signed to fit a bigint:
+    # near-duplicates (resized, re-encoded) differ in a few bits.
+    phash = models.BigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     def __str__(self) -> str:
@@ -385,6 +395,10 @@ class Annotation(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     # Relabeling discards answers instead of deleting them, so the history stays auditable.
     discarded_at = models.DateTimeField(null=True, blank=True)
+    # Given on a suggested grid page by confirming the machine's suggestion (docs/ASSIST.md); audit figures
+    # are reported separately for assisted and unassisted answers. A database default, as the answer path
+    # inserts in plain SQL.
+    assisted = models.BooleanField(default=False, db_default=False)
 
     objects = AnnotationQuerySet.as_manager()
 
@@ -614,3 +628,163 @@ class Export(BackgroundJob):
         if self.status == ExportStatus.DONE:
             return 1.0
         return min(1.0, self.rows_done / self.rows_total) if self.rows_total else 0.0
+
+
+# --- model assistance (docs/ASSIST.md) ---------------------------------------------------------
+
+
+class LeaseOrder(models.TextChoices):
+    UPLOAD = "upload", "Upload order"
+    UNCERTAINTY = "uncertainty", "Least confident suggestion first"
+
+
+class AssistJobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class FeatureJob(BackgroundJob):
+    """One run of the embedding job for a project: train a feature model (or use the current one) and embed
+    every image of the project that has no embedding of that model yet. `version` is the feature model's."""
+
+    SUCCEEDED = AssistJobStatus.DONE
+    ERROR_MAX_LENGTH = 500
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="feature_jobs")
+    status = models.CharField(max_length=10, choices=AssistJobStatus.choices, default=AssistJobStatus.QUEUED)
+    retrain = models.BooleanField(default=False, help_text="train a new feature model even if one exists")
+    version = models.PositiveIntegerField(null=True, blank=True)
+    kind = models.CharField(max_length=20, blank=True)  # rotation-cnn, or backbone:<weights file name>
+    trained = models.BooleanField(default=False)
+    labels_used = models.PositiveIntegerField(default=0)
+    assets_total = models.PositiveIntegerField(default=0)
+    assets_done = models.PositiveIntegerField(default=0)
+    weights = models.CharField(max_length=300, blank=True)  # storage name of the trained model
+    train_seconds = models.FloatField(null=True, blank=True)
+    embed_seconds = models.FloatField(null=True, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["project", "-id"], name="featurejob_project_idx")]
+
+    def __str__(self) -> str:
+        return f"features of {self.project_id}: {self.status}"
+
+    @classmethod
+    def stale_seconds(cls) -> float:
+        return float(settings.WINNOW_ASSIST_STALE_SECONDS)
+
+    @property
+    def progress(self) -> float:
+        if self.status == AssistJobStatus.DONE:
+            return 1.0
+        return min(1.0, self.assets_done / self.assets_total) if self.assets_total else 0.0
+
+
+class Embedding(models.Model):
+    """An image's feature vector under a project's feature model (unit length, EMBEDDING_DIM floats).
+
+    The column is pgvector's `vector(EMBEDDING_DIM)` with an HNSW index where the server has the
+    extension, else `real[]` searched exactly (migration 0016); reads and writes are the same SQL."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="+")
+    version = models.PositiveIntegerField()
+    vector = EmbeddingField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "asset"], name="embedding_unique_asset")]
+
+    def __str__(self) -> str:
+        return f"embedding of {self.asset_id} in {self.project_id} (v{self.version})"
+
+
+class SuggestionFit(BackgroundJob):
+    """One refit of a project's suggestion model (debounced after answers) and what it measured: the
+    labels it learned from and its accuracy on held-out gold."""
+
+    SUCCEEDED = AssistJobStatus.DONE
+    ERROR_MAX_LENGTH = 500
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="suggestion_fits")
+    status = models.CharField(max_length=10, choices=AssistJobStatus.choices, default=AssistJobStatus.QUEUED)
+    feature_version = models.PositiveIntegerField(null=True, blank=True)
+    gold = models.PositiveIntegerField(default=0)  # gold tasks with an embedding
+    accepted = models.PositiveIntegerField(default=0)  # answered non-gold tasks with an embedding
+    heldout = models.PositiveIntegerField(default=0)  # gold answers predicted without being learned from
+    heldout_correct = models.PositiveIntegerField(default=0)
+    temperature = models.FloatField(default=1.0)
+    suggested = models.PositiveIntegerField(default=0)  # queued tasks given a suggestion
+    error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["project", "-id"], name="suggestionfit_project_idx")]
+
+    def __str__(self) -> str:
+        return f"suggestions of {self.project_id}: {self.status}"
+
+    @classmethod
+    def stale_seconds(cls) -> float:
+        return float(settings.WINNOW_ASSIST_STALE_SECONDS)
+
+
+class Suggestion(models.Model):
+    """The suggestion model's choice for a queued task, with its calibrated confidence."""
+
+    task = models.OneToOneField(Task, on_delete=models.CASCADE, primary_key=True, related_name="suggestion")
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="+", db_index=False)
+    choice = models.ForeignKey(Choice, on_delete=models.CASCADE, related_name="+", db_index=False)
+    confidence = models.FloatField()
+    fit = models.ForeignKey(SuggestionFit, on_delete=models.SET_NULL, null=True, related_name="+", db_index=False)
+
+    class Meta:
+        indexes = [
+            # Least confident first (lease order "uncertainty"), and a suggested page: one choice, most confident first.
+            models.Index(fields=["batch", "confidence"], name="suggestion_uncertain_idx"),
+            models.Index(fields=["batch", "choice", "-confidence"], name="suggestion_choice_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"task {self.task_id}: {self.choice_id} ({self.confidence:.2f})"
+
+
+class Trap(models.Model):
+    """A gold task shown on a suggested page with a deliberately wrong suggestion (`shown_choice`).
+    Answering it with the shown choice is accepting the trap: a wrong gold answer, scored as any."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="+")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    shown_choice = models.ForeignKey(Choice, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["task", "annotator"], name="trap_unique_annotator")]
+
+    def __str__(self) -> str:
+        return f"trap {self.task_id} for {self.annotator_id}"
+
+
+class NearDuplicate(models.Model):
+    """Two images of a project that are the same picture resized or re-encoded (labeling/duplicates.py)."""
+
+    class Kind(models.TextChoices):
+        HASH = "phash", "Perceptual hash"
+        EMBEDDING = "embedding", "Embedding distance"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    asset_low = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="+", db_index=False)
+    asset_high = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    distance = models.FloatField()  # bits apart (phash) or cosine distance (embedding)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "asset_low", "asset_high"], name="neardup_unique_pair")]
+
+    def __str__(self) -> str:
+        return f"{self.asset_low_id} ≈ {self.asset_high_id} ({self.kind})"

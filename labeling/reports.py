@@ -29,6 +29,7 @@ from .models import (
     Project,
     Task,
     TaskStatus,
+    Trap,
 )
 
 RECENT_GOLD = 20  # "recent" gold accuracy looks at an annotator's last this-many gold answers
@@ -113,9 +114,16 @@ def annotator_table(*, project: Project) -> list[dict[str, Any]]:
         Annotation.objects.live().filter(task__project=project).values_list("annotator_id", "duration_ms")[:200_000]
     ):
         durations[user_id].append(duration)
+    assisted = dict(Annotation.objects.live().filter(task__project=project, assisted=True)
+                    .values_list("annotator_id").annotate(n=Count("id")))
+    traps: dict[int, list[int]] = defaultdict(lambda: [0, 0])
+    for user_id, accepted in Trap.objects.filter(task__project=project).values_list("annotator_id", "accepted_at"):
+        traps[user_id][0] += 1
+        traps[user_id][1] += accepted is not None
     table = []
     for m in project.memberships.select_related("user").order_by("user__username"):
         score = scores.get(m.user_id, {})
+        shown, accepted = traps.get(m.user_id, (0, 0))
         table.append(
             {
                 "username": m.user.username,
@@ -130,6 +138,10 @@ def annotator_table(*, project: Project) -> list[dict[str, Any]]:
                 "paused_reason": m.paused_reason,
                 "gold_scored_since": m.gold_scored_since,
                 "flagged": m.paused_at is not None,
+                "assisted_answers": assisted.get(m.user_id, 0),
+                "traps_shown": shown,
+                "traps_accepted": accepted,
+                "trap_acceptance": accepted / shown if shown else None,
             }
         )
     return table
@@ -216,14 +228,21 @@ def batch_quality(*, batch: Batch) -> dict[str, Any]:
     audits = list(
         Audit.objects.filter(batch=batch, round=batch.audit_round)
         .exclude(verdict=AuditVerdict.PENDING)
-        .values_list("answer__label", "verdict")
+        .annotate(assisted=Exists(Annotation.objects.live().filter(task=OuterRef("task"), assisted=True)))
+        .values_list("answer__label", "verdict", "assisted")
     )
     pending = Audit.objects.filter(batch=batch, round=batch.audit_round, verdict=AuditVerdict.PENDING).count()
     n = len(audits)
-    errors = sum(1 for _, v in audits if v == AuditVerdict.INCORRECT)
+    errors = sum(1 for _, v, _ in audits if v == AuditVerdict.INCORRECT)
     per: dict[str, Counter[str]] = defaultdict(Counter)
-    for label, verdict in audits:
+    for label, verdict, _ in audits:
         per[label][verdict] += 1
+    # Answers given by confirming a suggestion, and the rest, each with its own error rate and interval.
+    by_help = {}
+    for name, wanted in (("assisted", True), ("unassisted", False)):
+        m = sum(1 for *_, a in audits if a == wanted)
+        k = sum(1 for _, v, a in audits if a == wanted and v == AuditVerdict.INCORRECT)
+        by_help[name] = {"audited": m, "errors": k, "error_rate": k / m if m else None, "wilson": list(stats.wilson(k, m))}
     per_choice = {}
     for label, counter in sorted(per.items()):
         k, m = counter[AuditVerdict.INCORRECT], sum(counter.values())
@@ -258,6 +277,7 @@ def batch_quality(*, batch: Batch) -> dict[str, Any]:
             "low_agreement": sum(1 for a in agreements if a <= LOW_AGREEMENT and a < 1),
         },
         "gold": {"answers": len(gold), "correct": sum(1 for g, e in gold if g == e)},
+        **by_help,
         "summary": f"{errors} error{'s' if errors != 1 else ''} in {n} audited" if n else "not audited yet",
     }
 

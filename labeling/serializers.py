@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -19,9 +20,11 @@ from .models import (
     Choice,
     DecidedBy,
     Domain,
+    LeaseOrder,
     Membership,
     Project,
     Role,
+    Split,
     Task,
     TaskStatus,
 )
@@ -88,7 +91,7 @@ class ProjectSerializer(strict.ModelSerializer):
         model = Project
         fields = [
             "id", "name", "instructions", "question", "overlap", "gold_rate", "audit_sample_size",
-            "max_error_rate", "min_gold_accuracy", "min_gold_answers", "lease_seconds",
+            "max_error_rate", "min_gold_accuracy", "min_gold_answers", "lease_seconds", "trap_rate", "lease_order",
             "calibration_approved", "calibration_approved_at", "created_at", "updated_at", "role", "choices",
         ]
         read_only_fields = ["calibration_approved_at", "created_at", "updated_at"]
@@ -120,6 +123,16 @@ class ProjectSerializer(strict.ModelSerializer):
     def validate_lease_seconds(self, value: int) -> int:
         if not 5 <= value <= 24 * 3600:
             raise serializers.ValidationError("lease_seconds must be between 5 and 86400")
+        return value
+
+    def validate_trap_rate(self, value: float) -> float:
+        if not 0 <= value <= 0.5:
+            raise serializers.ValidationError("trap_rate must be between 0 and 0.5 (a share of a suggested page)")
+        return value
+
+    def validate_lease_order(self, value: str) -> str:
+        if value not in LeaseOrder.values:
+            raise serializers.ValidationError(f"lease_order must be one of {LeaseOrder.values}, not {value!r}")
         return value
 
     def validate_audit_sample_size(self, value: int) -> int:
@@ -218,6 +231,42 @@ class AnnotationSerializer(strict.ModelSerializer):
         read_only_fields = fields
 
 
+class SplitSerializer(strict.ModelSerializer):
+    approved_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True)
+    warnings = serializers.SerializerMethodField(help_text="what the counts make doubtful, e.g. no test images")
+
+    class Meta:
+        model = Split
+        fields = ["id", "project", "version", "status", "options", "counts", "manifest_sha256", "created_by",
+                  "created_at", "approved_by", "approved_at", "warnings"]
+        read_only_fields = fields
+
+    def get_warnings(self, split: Split) -> list[str]:
+        """A split is built whatever its counts; these say which of them would weaken training or evaluation."""
+        notes = []
+        for domain in ("A", "B"):
+            counts = split.counts.get(domain, {})
+            if not counts.get("total"):
+                notes.append(f"no images of domain {domain}: a translator needs both domains")
+                continue
+            if counts.get("test", 0) == 0:
+                notes.append(f"no test images of domain {domain}: FID and KID cannot be measured; "
+                             "raise the test share or label more images")
+            if counts.get("train", 0) < settings.WINNOW_MIN_DOMAIN_IMAGES:
+                notes.append(f"{counts.get('train', 0)} training images of domain {domain}, fewer than the "
+                             f"{settings.WINNOW_MIN_DOMAIN_IMAGES} a run needs")
+        return notes
+
+
+class SuggestionSerializer(strict.Serializer):
+    """What the suggestion model proposes for a task (docs/ASSIST.md)."""
+
+    choice = serializers.IntegerField(allow_null=True)
+    label = serializers.CharField(allow_null=True)
+    confidence = serializers.FloatField(help_text="calibrated on held-out gold: 0.9 is right about 9 times in 10")
+
+
 class TaskSerializer(strict.ModelSerializer):
     asset = AssetSerializer(read_only=True)
     source_url = URLOrBlankField(read_only=True)
@@ -225,19 +274,31 @@ class TaskSerializer(strict.ModelSerializer):
     decided_by = serializers.ChoiceField(choices=DecidedBy.choices, allow_blank=True, read_only=True)
     answer = serializers.CharField(source="final_choice.label", default=None, allow_null=True, read_only=True)
     annotations = serializers.SerializerMethodField()
+    suggestion = serializers.SerializerMethodField(
+        help_text="the suggestion model's choice for a queued task and its calibrated confidence (a suggestion, "
+                  "not an answer); null when it has none")
 
     class Meta:
         model = Task
         fields = [
             "id", "project", "batch", "unique_id", "status", "error", "metadata", "source_url", "source_name",
             "asset", "annotation_count", "answer", "final_choice", "decided_by", "agreement", "is_gold",
-            "created_at", "completed_at", "annotations",
+            "created_at", "completed_at", "annotations", "suggestion",
         ]
         read_only_fields = fields
 
     def get_annotations(self, task: Task) -> list[dict[str, Any]]:
         live = [a for a in task.annotations.all() if a.discarded_at is None]
         return AnnotationSerializer(live, many=True).data
+
+    @extend_schema_field(SuggestionSerializer(allow_null=True))
+    def get_suggestion(self, task: Task) -> dict[str, Any] | None:
+        try:
+            suggestion = task.suggestion
+        except ObjectDoesNotExist:
+            return None
+        return {"choice": suggestion.choice_id, "label": suggestion.choice.label,
+                "confidence": round(suggestion.confidence, 4)}
 
 
 class UrlTaskSerializer(strict.Serializer):
@@ -258,6 +319,10 @@ class IngestResultSerializer(strict.Serializer):
     status = serializers.ChoiceField(choices=["created", "duplicate", "rejected"])
     task_id = serializers.IntegerField(required=False)
     reason = serializers.CharField(required=False)
+    sha256 = serializers.CharField(required=False)
+    near_duplicate_of = serializers.IntegerField(required=False, help_text="a task of the project whose image this "
+                                                 "one nearly duplicates (perceptual hash)")
+    near_duplicate_bits = serializers.IntegerField(required=False, help_text="hash bits apart, of 64")
 
 
 class AnswerSerializer(strict.Serializer):
@@ -314,6 +379,10 @@ class AnnotatorRowSerializer(strict.Serializer):
     paused_reason = serializers.CharField(allow_blank=True)
     gold_scored_since = serializers.DateTimeField(allow_null=True)
     flagged = serializers.BooleanField()
+    assisted_answers = serializers.IntegerField(help_text="answers given by confirming a suggestion")
+    traps_shown = serializers.IntegerField(help_text="trap gold shown on suggested pages with a wrong suggestion")
+    traps_accepted = serializers.IntegerField(help_text="traps answered with the wrong suggestion shown")
+    trap_acceptance = serializers.FloatField(allow_null=True)
 
 
 # --- the data manager: task filters, details and bulk actions ------------------------------------
@@ -338,6 +407,8 @@ class TaskFilterSerializer(strict.Serializer):
     duplicate = serializers.BooleanField(required=False, allow_null=True, default=None,
                                          help_text="the image is also another task of the project (e.g. a gold copy)")
     error = serializers.CharField(required=False, help_text="failed tasks whose reason contains this text")
+    near_duplicate = serializers.BooleanField(required=False, allow_null=True, default=None,
+                                              help_text="the image nearly duplicates another of the project's")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         low, high = attrs.get("agreement_min"), attrs.get("agreement_max")
@@ -358,6 +429,12 @@ class AuditRowSerializer(strict.ModelSerializer):
         read_only_fields = fields
 
 
+class NearDuplicateSerializer(strict.Serializer):
+    task = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=["phash", "embedding"])
+    distance = serializers.FloatField(help_text="hash bits apart (phash) or cosine distance (embedding)")
+
+
 class TaskDetailSerializer(TaskSerializer):
     """A task with everything the data manager's drawer shows: gold, audits, its batch's name."""
 
@@ -365,10 +442,16 @@ class TaskDetailSerializer(TaskSerializer):
     gold_choice = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
     gold_label = serializers.CharField(source="gold_choice.label", default=None, allow_null=True, read_only=True)
     audits = AuditRowSerializer(many=True, read_only=True)
+    near_duplicates = serializers.SerializerMethodField(help_text="tasks whose image nearly duplicates this one")
 
     class Meta(TaskSerializer.Meta):
-        fields = [*TaskSerializer.Meta.fields, "batch_name", "gold_choice", "gold_label", "gold_source", "audits"]
+        fields = [*TaskSerializer.Meta.fields, "batch_name", "gold_choice", "gold_label", "gold_source", "audits",
+                  "near_duplicates"]
         read_only_fields = fields
+
+    @extend_schema_field(NearDuplicateSerializer(many=True))
+    def get_near_duplicates(self, task: Task) -> list[dict[str, Any]]:
+        return self.context.get("near_duplicates", [])
 
 
 class TaskBulkSerializer(strict.Serializer):
@@ -419,6 +502,15 @@ class GoldAccuracyQuerySerializer(strict.Serializer):
     bucket = serializers.ChoiceField(choices=["day", "week"], default="day")
 
 
+class HelpFiguresSerializer(strict.Serializer):
+    """Audit figures of one kind of answer: assisted (a confirmed suggestion) or unassisted."""
+
+    audited = serializers.IntegerField()
+    errors = serializers.IntegerField()
+    error_rate = serializers.FloatField(allow_null=True)
+    wilson = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2)
+
+
 class BatchAuditSerializer(strict.Serializer):
     """One batch's audit figures, its current round (the same as GET /batches/{id}/quality/)."""
 
@@ -435,6 +527,8 @@ class BatchAuditSerializer(strict.Serializer):
     clopper_pearson = serializers.ListField(child=serializers.FloatField(), min_length=2, max_length=2)
     max_error_rate = serializers.FloatField()
     decision = serializers.ChoiceField(choices=["accepted", "rejected", "pending"])
+    assisted = HelpFiguresSerializer()
+    unassisted = HelpFiguresSerializer()
     summary = serializers.CharField()
 
 
@@ -478,6 +572,8 @@ class BatchQualitySerializer(strict.Serializer):
     per_choice = serializers.DictField()
     consensus = serializers.DictField()
     gold = serializers.DictField(child=serializers.IntegerField())
+    assisted = HelpFiguresSerializer(help_text="audited tasks answered by confirming a suggestion")
+    unassisted = HelpFiguresSerializer()
     summary = serializers.CharField(help_text='e.g. "1 error in 200 audited"')
 
 

@@ -4,7 +4,9 @@ A split is what training reads. It is built once from the audited answers of acc
 written as a manifest (counts, per-image sha256 and provenance) whose own sha256 is recorded, and
 never changes afterwards; an owner's approval marks it fit for training. Every image gets a
 train/val/test partition from its content hash alone, so an image keeps its partition in every
-later version of the split and a test image never leaks into a later training set.
+later version of the split and a test image never leaks into a later training set. Near-duplicates
+(labeling/duplicates.py: the same picture resized or re-encoded) take the partition of their group's
+first image, so a group is never split between training and test.
 """
 
 from __future__ import annotations
@@ -25,8 +27,9 @@ from django.utils import timezone
 from winnow.exceptions import IllegalTransition, InvalidInput
 from winnow.files import ZipStream, copy_into
 
-from . import webhooks
+from . import duplicates, webhooks
 from .models import (
+    Asset,
     BatchStatus,
     Domain,
     Partition,
@@ -97,6 +100,8 @@ def build_split(
                 "asset_id", "asset__sha256", "asset__width", "asset__height", "asset__format", "asset__byte_size",
             )
         )
+        group_of = duplicates.groups(project.pk)
+        group_sha = dict(Asset.objects.filter(pk__in=set(group_of.values())).values_list("id", "sha256"))
         by_asset: dict[int, dict[str, Any]] = {}
         conflicts: set[int] = set()
         excluded = below_agreement = 0
@@ -114,12 +119,15 @@ def build_split(
                 if seen["domain"] != domain:
                     conflicts.add(asset_id)
                 continue  # the same image in two tasks (a gold copy, a re-upload) counts once
+            # A near-duplicate group shares one partition: its representative's, a fixed image of the group.
+            anchor = group_sha.get(group_of.get(asset_id, -1), sha256)
             by_asset[asset_id] = {
                 "sha256": sha256, "domain": domain,
-                "partition": partition_of(sha256, val_fraction, test_fraction),
+                "partition": partition_of(anchor, val_fraction, test_fraction),
                 "width": width, "height": height, "format": fmt, "byte_size": byte_size,
                 "task": task_id, "batch": batch_id, "unique_id": unique_id, "source_name": source_name,
                 "choice": label, "decided_by": decided_by, "agreement": agreement,
+                **({"near_duplicate_group": anchor} if asset_id in group_of else {}),
             }
         for asset_id in conflicts:
             del by_asset[asset_id]

@@ -21,6 +21,14 @@ os.environ.setdefault("WINNOW_JOB_SWEEP_SECONDS", "2")
 os.environ.setdefault("WINNOW_RUN_STALE_SECONDS", "5")
 os.environ.setdefault("WINNOW_TRAINING_DATA_WORKERS", "0")
 
+# Model assistance: embedding jobs are queued after uploads only where a test turns WINNOW_ASSIST on
+# (tests/labeling/test_assist_*.py), so other worker tests do not share the worker with a CNN; small and fast.
+os.environ.setdefault("WINNOW_ASSIST", "0")
+os.environ.setdefault("WINNOW_FEATURE_STEPS", "30")
+os.environ.setdefault("WINNOW_FEATURE_SIZE", "32")
+os.environ.setdefault("WINNOW_FEATURE_THREADS", "1")
+os.environ.setdefault("WINNOW_ASSIST_DEBOUNCE_SECONDS", "0.3")
+
 from winnow.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

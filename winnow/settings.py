@@ -371,6 +371,18 @@ INGEST_URL_RETRY_MAX_WAIT = env_float("INGEST_URL_RETRY_MAX_WAIT", 30, minimum=0
 INGEST_ALLOWED_HOSTS = env_hosts("INGEST_ALLOWED_HOSTS")
 THUMBNAIL_SIZE = env_int("THUMBNAIL_SIZE", 256, minimum=16)
 
+# Model assistance (docs/ASSIST.md). Embeddings come from a small CNN trained on the project's own images
+# (rotation prediction) unless WINNOW_FEATURE_WEIGHTS names a local torchvision ResNet weights file, which
+# is never downloaded. Training steps and input size bound the job's time; torch threads its CPU use.
+WINNOW_ASSIST = env_bool("WINNOW_ASSIST", True)
+WINNOW_FEATURE_WEIGHTS = env_str("WINNOW_FEATURE_WEIGHTS", "")
+WINNOW_FEATURE_STEPS = env_int("WINNOW_FEATURE_STEPS", 800, minimum=1)
+WINNOW_FEATURE_SIZE = env_int("WINNOW_FEATURE_SIZE", 64, minimum=16)
+WINNOW_FEATURE_THREADS = env_int("WINNOW_FEATURE_THREADS", 2, minimum=1)
+# Jobs wait this long after the first upload or answer that asks for them, so a burst costs one run.
+WINNOW_ASSIST_DEBOUNCE_SECONDS = env_float("WINNOW_ASSIST_DEBOUNCE_SECONDS", 10, minimum=0)
+WINNOW_ASSIST_STALE_SECONDS = env_int("WINNOW_ASSIST_STALE_SECONDS", 300, minimum=1)
+
 # The address clients reach this server at; callbacks sent by workers use it for image URLs.
 WINNOW_PUBLIC_URL = env_str("WINNOW_PUBLIC_URL", "http://localhost:8000")
 
