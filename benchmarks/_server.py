@@ -51,15 +51,19 @@ def children(pid: int) -> list[int]:
 
 
 class BenchServer:
-    def __init__(self, db: str, workers: int = 2, broker: str = "redis://127.0.0.1:6379/15", pg: str = "postgres://postgres@127.0.0.1:5432") -> None:
+    def __init__(self, db: str, workers: int = 2, broker: str = "redis://127.0.0.1:6379/15",
+                 pg: str = "postgres://postgres@127.0.0.1:5432", pg_query: str = "") -> None:
+        """`pg` is the server's URL without a database; `pg_query` what follows the database name (the
+        embedded PostgreSQL's socket folder and port: `?host=…&port=…`)."""
         self.db = db
+        self.pg_query = pg_query
         self.workers = workers
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.media = tempfile.mkdtemp(prefix="winnow-bench-media-")
         self.env = {
             **os.environ,
-            "DATABASE_URL": f"{pg}/{db}",
+            "DATABASE_URL": f"{pg}/{db}{pg_query}",
             "CELERY_BROKER_URL": broker,
             "MEDIA_ROOT": self.media,
             "WINNOW_VAR_DIR": tempfile.mkdtemp(prefix="winnow-bench-var-"),
@@ -85,7 +89,7 @@ class BenchServer:
         return line.strip().rsplit(" ", 1)[-1]
 
     def _recreate_db(self) -> None:
-        conn = psycopg2.connect(f"{self.pg}/postgres")
+        conn = psycopg2.connect(f"{self.pg}/postgres{self.pg_query}".replace("postgres://", "postgresql://", 1))
         conn.autocommit = True
         with conn.cursor() as cur:
             cur.execute(f'DROP DATABASE IF EXISTS "{self.db}" WITH (FORCE)')

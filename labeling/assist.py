@@ -94,19 +94,31 @@ def plant_traps(*, project: Project, annotator: AbstractBaseUser, shown_choice_i
                   .values_list("batch_id", flat=True).first())
     if count <= 0 or production is None:
         return []
+    now = timezone.now()
+    expires = now + timedelta(seconds=project.lease_seconds)
+    # Traps of this page still open to the annotator (a reload) come back first, their leases renewed.
+    held = list(Task.objects.alive().filter(
+        pk__in=Trap.objects.filter(annotator=annotator, shown_choice_id=shown_choice_id, accepted_at__isnull=True)
+        .values("task_id"), status=TaskStatus.QUEUED, leases__annotator=annotator, leases__expires_at__gt=now)
+        .exclude(annotations__annotator=annotator, annotations__discarded_at__isnull=True)
+        .select_related("asset").order_by("id")[:count])
+    Lease.objects.filter(task__in=held, annotator=annotator).update(expires_at=expires)
+    for trap in held:
+        trap.lease_expires_at = expires  # type: ignore[attr-defined]
+    count -= len(held)
+    if count <= 0:
+        return held
     used = set(Trap.objects.filter(annotator=annotator, task__project=project).values_list("task__gold_source_id",
                                                                                            flat=True))
     sources = list(Task.objects.alive().filter(project=project, is_gold=True, gold_source__isnull=True,
                                                asset__isnull=False, gold_choice__isnull=False)
                    .exclude(gold_choice_id=shown_choice_id).select_related("asset"))
     if not sources:
-        return []
+        return held
     rng = random.Random(secrets.randbits(64))
     rng.shuffle(sources)
     sources.sort(key=lambda s: s.pk in used)  # fresh images first
-    now = timezone.now()
-    expires = now + timedelta(seconds=project.lease_seconds)
-    copies = []
+    copies = list(held)
     with transaction.atomic():
         for source in sources[:count]:
             copy = Task.objects.create(

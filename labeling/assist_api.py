@@ -138,7 +138,9 @@ def suggested_tasks(request: Request, pk: int) -> Response:
     project = _project(pk)
     body = SuggestedPageRequestSerializer(data=request.data)
     body.is_valid(raise_exception=True)
-    page = assist.suggested_page(project=project, annotator=request.user, **body.validated_data)
+    data = body.validated_data
+    page = assist.suggested_page(project=project, annotator=request.user, count=data["count"], choice_id=data["choice"],
+                                 like=data["like"])
     return Response(_rows(request, page))
 
 

@@ -36,7 +36,7 @@ from winnow import jobs as background
 from winnow.exceptions import InvalidInput
 
 from . import duplicates, vectors
-from .models import AssistJobStatus, Embedding, FeatureJob, Project, Task, TaskStatus
+from .models import AssistJobStatus, BatchKind, Choice, Embedding, FeatureJob, Project, Task, TaskStatus
 from .vectors import EMBEDDING_DIM
 
 log = logging.getLogger(__name__)
@@ -94,19 +94,18 @@ def requeue_stalled() -> list[int]:
 # --- the job ----------------------------------------------------------------------------------
 
 
-def run_feature_job(*, job_id: int) -> None:
-    """Train or load the project's feature model and embed every image without an embedding of it.
+def run_feature_job(*, job_id: int) -> int | None:
+    """Train or load the project's feature model and embed every image without an embedding of it; returns
+    the project's id once done (the job then refits its suggestions), None when another worker has the job.
 
     A background job: claimed by a conditional update (a redelivered message does nothing while its worker
     lives), beating while it works, failed with the reason (a bad weights file, no images) when it raises.
     """
     if not FeatureJob.objects.claim(job_id, assets_done=0):
-        return
+        return None
     job = FeatureJob.objects.select_related("project").get(pk=job_id)
     background.run_claimed(background.JobBeat(FeatureJob, job_id), lambda: _run(job))
-    from . import suggestions
-
-    suggestions.schedule_refit(project_id=job.project_id, countdown=0)
+    return job.project_id
 
 
 def _run(job: FeatureJob) -> None:
@@ -118,7 +117,10 @@ def _run(job: FeatureJob) -> None:
     current = current_model(project_id)
     wanted = wanted_kind()
     started = time.monotonic()
-    if job.retrain or current is None or current.kind != wanted or not _weights_path(current).is_file():
+    # A new model when asked, when there is none (or of another kind), and when the pile has doubled since the
+    # model was trained: features learned on the first images of a project would miss what came after.
+    if (job.retrain or current is None or current.kind != wanted or not _weights_path(current).is_file()
+            or len(assets) >= 2 * max(1, current.assets_total)):
         model, extra, version, labels_used = _train(job, assets, wanted)
         FeatureJob.objects.filter(pk=job.pk).update(
             version=version, kind=wanted, trained=True, labels_used=labels_used, weights=extra["weights"],
@@ -185,13 +187,25 @@ def load_images(names: Sequence[str], size: int) -> np.ndarray:
     return out
 
 
+def choice_order(project_id: int) -> list[int]:
+    """The project's choice ids in taxonomy order: the class order of features and suggestions."""
+    return list(Choice.objects.filter(project_id=project_id).order_by("order", "id").values_list("id", flat=True))
+
+
+def accepted_answers(project_id: int) -> dict[int, int]:
+    """{asset id: choice id} of the answered tasks of production batches that are not gold: what annotators
+    decided (single, consensus or audit-corrected). Calibration answers count only once the owner made them
+    gold."""
+    return dict(Task.objects.alive().filter(
+        project_id=project_id, status=TaskStatus.COMPLETED, is_gold=False, final_choice__isnull=False,
+        asset__isnull=False, batch__kind=BatchKind.PRODUCTION).values_list("asset_id", "final_choice_id"))
+
+
 def accepted_labels(project_id: int, asset_ids: Sequence[int], choice_ids: Sequence[int]) -> np.ndarray:
-    """Per asset, the index in `choice_ids` of its accepted answer (a completed non-gold task's final
-    choice), or -1. Gold is left out so the suggestion model's gold accuracy stays held out."""
+    """Per asset, the index in `choice_ids` of its accepted answer (`suggestions.accepted_answers`), or -1.
+    Gold is left out so the suggestion model's gold accuracy stays held out."""
     index = {c: i for i, c in enumerate(choice_ids)}
-    answer = dict(Task.objects.alive().filter(project_id=project_id, status=TaskStatus.COMPLETED, is_gold=False,
-                                              final_choice__isnull=False, asset__isnull=False)
-                  .values_list("asset_id", "final_choice_id"))
+    answer = accepted_answers(project_id)
     return np.array([index.get(answer.get(a, -1), -1) for a in asset_ids], dtype=np.int64)
 
 
@@ -201,7 +215,6 @@ def _weights_path(job: FeatureJob) -> Path:
 
 def _train(job: FeatureJob, assets: list[tuple[int, str]], kind: str) -> tuple[Any, dict[str, Any], int, int]:
     from . import featurenet
-    from .suggestions import choice_order
 
     project_id = job.project_id
     version = (FeatureJob.objects.filter(project_id=project_id, trained=True).aggregate(v=Max("version"))["v"] or 0) + 1

@@ -36,8 +36,10 @@ def run_export(export_id: int) -> None:
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def compute_embeddings(job_id: int) -> None:
-    """Train or load the project's feature model and embed its images (then refit its suggestions)."""
-    features.run_feature_job(job_id=job_id)
+    """Train or load the project's feature model and embed its images, then refit its suggestions."""
+    project_id = features.run_feature_job(job_id=job_id)
+    if project_id is not None:
+        suggestions.schedule_refit(project_id=project_id, countdown=0)
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)

@@ -58,6 +58,10 @@ def set_gold(*, task: Task, choice_id: int) -> Task:
             is_gold=True, gold_choice=choice, final_choice=choice, decided_by=DecidedBy.GOLD
         )
         task.refresh_from_db()
+        from . import suggestions
+
+        project_id = task.project_id
+        transaction.on_commit(lambda: suggestions.note_answer(project_id))  # new gold: refit, debounced
     return task
 
 

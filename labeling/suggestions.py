@@ -28,11 +28,10 @@ from django.utils import timezone
 from winnow import jobs as background
 
 from . import stats
-from .features import embedding_matrix
+from .features import accepted_answers, choice_order, embedding_matrix  # noqa: F401 (choice_order is part of this module's interface)
 from .models import (
     LABELABLE_BATCH_STATUSES,
     AssistJobStatus,
-    Choice,
     Embedding,
     Project,
     Suggestion,
@@ -57,18 +56,11 @@ def make_classifier() -> Any:
     return make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=2000))
 
 
-def choice_order(project_id: int) -> list[int]:
-    """The project's choice ids in taxonomy order: the class order of features and suggestions."""
-    return list(Choice.objects.filter(project_id=project_id).order_by("order", "id").values_list("id", flat=True))
-
-
 def training_labels(project_id: int) -> tuple[dict[int, int], dict[int, int]]:
     """({asset id: gold choice id}, {asset id: accepted choice id}): one label per image, gold winning."""
     gold = dict(Task.objects.alive().filter(project_id=project_id, is_gold=True, gold_choice__isnull=False,
                                             asset__isnull=False).values_list("asset_id", "gold_choice_id"))
-    accepted = {a: c for a, c in Task.objects.alive().filter(
-        project_id=project_id, status=TaskStatus.COMPLETED, is_gold=False, final_choice__isnull=False,
-        asset__isnull=False).values_list("asset_id", "final_choice_id") if a not in gold}
+    accepted = {a: c for a, c in accepted_answers(project_id).items() if a not in gold}
     return gold, accepted
 
 
