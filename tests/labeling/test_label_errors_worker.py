@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
-from labeling import answers, leasing
-from labeling.models import LabelCheck, LabelCheckStatus, LabelQuality
+from labeling import answers, features, leasing
+from labeling.models import AssistJobStatus, Embedding, FeatureJob, LabelCheck, LabelCheckStatus, LabelQuality
 
 from ..conftest import wait_for
-from .conftest import KIND_OF_LABEL, assist_now
+from .conftest import KIND_OF_LABEL
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -22,7 +22,10 @@ def test_a_labeled_batch_is_checked_by_a_worker_and_its_scores_reach_the_api(cel
                                                                               carol, client_for):
     pile = planted(gold=24, production=30)
     project, batch = pile["project"], pile["batch"]
-    assist_now(project)  # the embedding job, here (its worker test is model assistance's)
+    features.schedule(project_id=project.pk, countdown=0)  # the embedding job, on the worker
+    wait_for(lambda: Embedding.objects.filter(project=project).count() == 54
+             and not FeatureJob.objects.filter(project=project).exclude(status=AssistJobStatus.DONE).exists(),
+             timeout=180, what="the embedding job to embed the 54 images")
     wrong = set()
     kinds = list(KIND_OF_LABEL.values())
     by_kind = pile["by_kind"]
