@@ -119,3 +119,14 @@ def test_without_embeddings_a_labeled_batch_queues_nothing(project, make_batch, 
         labeled_pile(project, make_batch, [bob], n=10, embed=False)
     assert not LabelCheck.objects.exists()
     assert Task.objects.filter(project=project, status="completed").count() == 10
+
+
+@pytest.mark.vector
+def test_the_check_reads_pgvector_embeddings_as_it_reads_arrays(project, make_batch, bob):
+    from labeling import vectors
+
+    assert vectors.column_is_vector()
+    pile = labeled_pile(project, make_batch, [bob], n=30, wrong={7})
+    check = run(project)
+    assert check.status == LabelCheckStatus.DONE and check.scored == 30
+    assert LabelQuality.objects.order_by("score").first().task_id in pile["wrong_ids"]
