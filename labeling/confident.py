@@ -18,7 +18,8 @@ several annotators, every annotator's answer. What comes out, for the rows that 
   model against each annotator's estimated reliability (`cleanlab.multiannotator`), gives the given label;
 * a flag per row: `cleanlab.filter.find_label_issues` (prune by noise rate) for overlap 1; for several
   annotators, CROWDLAB's best consensus label differs from the given one;
-* an estimate of how many given labels are wrong (`estimate_errors`), and per-annotator quality.
+* an estimate of how many given labels are wrong (`estimate_errors`; with several annotators, the count of
+  CROWDLAB's flags), and per-annotator quality.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ PROBABILITY_FLOOR = 1e-6
 SINGLE = "confident-learning"
 MULTI = "crowdlab"
 ESTIMATE_SINGLE = "cleanlab confident joint, off-diagonal, calibrated"
-ESTIMATE_MULTI = "CROWDLAB posterior: sum over tasks of (1 - the answer's quality score)"
+ESTIMATE_MULTI = "CROWDLAB: tasks whose consensus label differs from the answer"
 
 
 class TooFewLabels(ValueError):
@@ -122,18 +123,14 @@ def class_thresholds(labels: np.ndarray, probabilities: np.ndarray) -> np.ndarra
     return np.asarray(get_confident_thresholds(labels, probabilities), dtype=float)
 
 
-def estimate_errors(labels: np.ndarray, probabilities: np.ndarray, *, method: str = SINGLE,
-                    thresholds: np.ndarray | None = None, quality: np.ndarray | None = None) -> float:
-    """How many of these given labels are wrong.
-
-    Overlap 1: the off-diagonal of cleanlab's calibrated confident joint (`thresholds` may come from a
-    larger set of rows, so a batch's estimate uses the whole project's per-class thresholds). Several
-    annotators: the expected count under CROWDLAB's posterior, the sum of (1 - quality)."""
+def estimate_errors(labels: np.ndarray, probabilities: np.ndarray, *,
+                    thresholds: np.ndarray | None = None) -> float:
+    """How many of these given labels are wrong (one answer per task): the off-diagonal of cleanlab's
+    calibrated confident joint. `thresholds` may come from a larger set of rows, so a batch's estimate uses the
+    whole project's per-class thresholds. (With several annotators the estimate is the count of CROWDLAB's
+    flags, ESTIMATE_MULTI.)"""
     if len(labels) == 0:
         return 0.0
-    if method == MULTI:
-        assert quality is not None
-        return float(np.sum(1 - quality))
     from cleanlab.count import compute_confident_joint
 
     with warnings.catch_warnings():  # a batch missing a class: the joint's row for it is empty, as it should be
