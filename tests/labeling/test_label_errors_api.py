@@ -240,3 +240,12 @@ def test_a_split_can_leave_out_tasks_under_a_label_quality(project, alice, check
     quality.override_answer(task_id=task.pk, choice=checked["choices"][checked["truth"][task.pk]])
     again = splits.build_split(project=project, created_by=alice, min_label_quality=0.5)
     assert again.counts["below_label_quality"] == strict.counts["below_label_quality"] - 1
+
+
+def test_the_split_route_takes_min_label_quality_and_refuses_a_bad_one(project, alice, client_for, checked):
+    Batch.objects.filter(pk=checked["batch"].pk).update(status=BatchStatus.ACCEPTED)
+    url = f"/api/v1/projects/{project.pk}/splits/"
+    bad = client_for(alice).post(url, {"min_label_quality": 1.5}, format="json")
+    assert bad.status_code == 400 and "min_label_quality" in bad.data["fields"]
+    made = client_for(alice).post(url, {"min_label_quality": 0.5}, format="json")
+    assert made.status_code == 201 and made.data["counts"]["below_label_quality"] >= 2
