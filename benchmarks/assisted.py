@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import importlib.util
 import os
 import random
 import statistics
@@ -268,7 +269,10 @@ def main() -> int:
     print(f"benchmarks/assisted.py, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC, load {load_before[0]:.2f} "
           f"(1 min), {os.cpu_count()} cores; annotators' error rate {args.error:.0%}", flush=True)
 
-    from winnow import embedded_db
+    # The module by its path: importing the `winnow` package would load settings, which need a database URL.
+    spec = importlib.util.spec_from_file_location("embedded_db", REPO / "winnow" / "embedded_db.py")
+    embedded_db = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(embedded_db)  # type: ignore[union-attr]
 
     data_dir = Path(tempfile.mkdtemp(prefix="winnow-bench-pg-")) / "postgres"
     url = embedded_db.start(data_dir)

@@ -28,7 +28,11 @@ from django.utils import timezone
 from winnow import jobs as background
 
 from . import stats
-from .features import accepted_answers, choice_order, embedding_matrix  # noqa: F401 (choice_order is part of this module's interface)
+from .features import (  # noqa: F401 (choice_order is part of this module's interface)
+    accepted_answers,
+    choice_order,
+    embedding_matrix,
+)
 from .models import (
     LABELABLE_BATCH_STATUSES,
     AssistJobStatus,
@@ -78,10 +82,17 @@ def schedule_refit(*, project_id: int, countdown: float | None = None) -> None:
 
 
 def note_answer(project_id: int) -> None:
-    """A task was answered: refit once the burst of answers is over (only where suggestions exist)."""
-    if settings.WINNOW_ASSIST and not cache.get(f"winnow:refit:{project_id}"):
-        if Embedding.objects.filter(project_id=project_id).exists():
-            schedule_refit(project_id=project_id)
+    """A task was answered: refit once the burst of answers is over, where the project has embeddings. Every
+    completed task runs this: it costs a cache read, and a database read a minute per project at most."""
+    if not settings.WINNOW_ASSIST or cache.get(f"winnow:refit:{project_id}"):
+        return
+    key = f"winnow:embedded:{project_id}"
+    embedded = cache.get(key)
+    if embedded is None:
+        embedded = Embedding.objects.filter(project_id=project_id).exists()
+        cache.set(key, embedded, 60)
+    if embedded:
+        schedule_refit(project_id=project_id)
 
 
 def _enqueue(fit_id: int, countdown: float = 0) -> None:

@@ -28,7 +28,7 @@ os.environ.setdefault("WINNOW_ASSIST", "0")
 os.environ.setdefault("WINNOW_LABEL_ERRORS", "0")
 os.environ.setdefault("WINNOW_LABEL_ERRORS_DEBOUNCE_SECONDS", "0.3")
 os.environ.setdefault("WINNOW_FEATURE_STEPS", "30")
-os.environ.setdefault("WINNOW_FEATURE_SIZE", "32")
+os.environ.setdefault("WINNOW_FEATURE_SIZE", "48")
 os.environ.setdefault("WINNOW_FEATURE_THREADS", "1")
 os.environ.setdefault("WINNOW_ASSIST_DEBOUNCE_SECONDS", "0.3")
 

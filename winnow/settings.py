@@ -376,7 +376,7 @@ THUMBNAIL_SIZE = env_int("THUMBNAIL_SIZE", 256, minimum=16)
 # is never downloaded. Training steps and input size bound the job's time; torch threads its CPU use.
 WINNOW_ASSIST = env_bool("WINNOW_ASSIST", True)
 WINNOW_FEATURE_WEIGHTS = env_str("WINNOW_FEATURE_WEIGHTS", "")
-WINNOW_FEATURE_STEPS = env_int("WINNOW_FEATURE_STEPS", 800, minimum=1)
+WINNOW_FEATURE_STEPS = env_int("WINNOW_FEATURE_STEPS", 300, minimum=1)
 WINNOW_FEATURE_SIZE = env_int("WINNOW_FEATURE_SIZE", 64, minimum=16)
 WINNOW_FEATURE_THREADS = env_int("WINNOW_FEATURE_THREADS", 2, minimum=1)
 # Jobs wait this long after the first upload or answer that asks for them, so a burst costs one run.
