@@ -41,6 +41,7 @@ from .models import (
     Audit,
     AuditVerdict,
     Batch,
+    BatchKind,
     Choice,
     DecidedBy,
     Embedding,
@@ -77,11 +78,12 @@ def schedule_check(*, project: Project, batch: Batch | None = None, requested_by
 
 
 def schedule_refresh(*, batch_id: int) -> None:
-    """Answers of a batch changed (it became labeled, or a review corrected one): check it again after the
-    debounce, where checks are on (WINNOW_LABEL_ERRORS) and the project has embeddings."""
+    """Answers of a production batch changed (it became labeled, or a review corrected one): check it again
+    after the debounce, where checks are on (WINNOW_LABEL_ERRORS) and the project has embeddings. (A calibration
+    batch is reviewed answer by answer by its owner; an owner may still check one by hand.)"""
     if not settings.WINNOW_LABEL_ERRORS:
         return
-    batch = Batch.objects.alive().select_related("project").filter(pk=batch_id).first()
+    batch = Batch.objects.alive().select_related("project").filter(pk=batch_id, kind=BatchKind.PRODUCTION).first()
     if batch is None or not Embedding.objects.filter(project_id=batch.project_id).exists():
         return
     schedule_check(project=batch.project, batch=batch, countdown=settings.WINNOW_LABEL_ERRORS_DEBOUNCE_SECONDS)

@@ -130,3 +130,22 @@ def test_the_check_reads_pgvector_embeddings_as_it_reads_arrays(project, make_ba
     check = run(project)
     assert check.status == LabelCheckStatus.DONE and check.scored == 30
     assert LabelQuality.objects.order_by("score").first().task_id in pile["wrong_ids"]
+
+
+def test_a_labeled_calibration_batch_queues_no_check(project, make_batch, bob, settings,
+                                                     django_capture_on_commit_callbacks):
+    from labeling import answers, leasing, vectors
+
+    from .label_error_data import cluster_embeddings
+
+    settings.WINNOW_LABEL_ERRORS = True
+    batch = make_batch(project, 6, kind="calibration", seed=42)
+    tasks = list(batch.tasks.order_by("id"))
+    vectors.write(project_id=project.pk, version=1, asset_ids=[t.asset_id for t in tasks],
+                  matrix=cluster_embeddings([i % 3 for i in range(6)]))
+    choice = project.choices.first().pk
+    with django_capture_on_commit_callbacks(execute=True):
+        for task in leasing.lease_tasks(project=project, annotator=bob, count=6):
+            answers.submit_annotation(task=task, annotator=bob, choice_id=choice, duration_ms=100)
+    batch.refresh_from_db()
+    assert batch.status == "labeled" and not LabelCheck.objects.exists()
