@@ -118,7 +118,54 @@ async function traps() {
   )) : [el("tr", {}, el("td", { colspan: "6", class: "muted", text: "Nobody has answered a suggested page yet." }))]));
 }
 
-Promise.all([audits(), gold(), calibration(), consensus(), traps()]).then(
+const METHODS = { "confident-learning": "confident learning (one answer per task)", crowdlab: "CROWDLAB (several answers per task)" };
+
+async function labelErrors() {
+  const { data } = await api("GET", `/api/v1/projects/${projectId}/label-quality/`);
+  const latest = data.latest;
+  let state = "No check has run yet: it runs when a batch is labeled, once the images have embeddings (Batches page).";
+  if (latest?.status === "failed") state = `The last check failed: ${latest.error}`;
+  else if (latest && latest.status !== "done") state = `A check is ${latest.status} (${Math.round(latest.progress * 100)}%).`;
+  else if (latest) {
+    state = `Last check: ${latest.scored} tasks scored with ${METHODS[latest.method] ?? latest.method}, ${latest.flagged} flagged; ` +
+      `${data.queue} waiting in the likely-errors queue.` +
+      (latest.heldout ? ` The classifier predicts ${percent(latest.heldout_accuracy)} of ${latest.heldout} gold and reviewed answers it did not learn from.` : "");
+  }
+  $("check-state").textContent = state;
+  const rows = data.batches.map((b) => el("tr", { id: `errors-batch-${b.batch}` },
+    el("th", { scope: "row", text: b.name }),
+    el("td", { text: String(b.scored) }),
+    el("td", { text: String(b.flagged) }),
+    el("td", { text: b.estimated_errors.toFixed(1) }),
+    el("td", { text: `${b.found} of ${b.reviewed} reviewed` }),
+    el("td", { text: b.left.toFixed(1) }),
+    el("td", { class: "muted", text: b.estimate_method }),
+  ));
+  $("errors-table").querySelector("tbody").replaceChildren(...(rows.length ? rows
+    : [el("tr", {}, el("td", { colspan: "7", class: "muted", text: "No batch has been checked yet." }))]));
+  $("annotator-method").textContent = data.annotator_method === "crowdlab"
+    ? "CROWDLAB's annotator quality: how often their answers agree with the consensus and with the classifier, weighed by how reliable each is."
+    : data.annotator_method ? "With one answer per task: the mean label quality of the answers they gave." : "";
+  $("annotator-quality").querySelector("tbody").replaceChildren(...(data.annotators.length ? data.annotators.map((a) => el("tr", {},
+    el("th", { scope: "row", text: a.username }),
+    el("td", {}, meter(a.quality), ` ${a.quality.toFixed(3)}`),
+    el("td", { text: a.agreement == null ? "–" : percent(a.agreement) }),
+    el("td", { text: String(a.labeled) }),
+    el("td", { text: a.worst_choice ?? "–" }),
+    el("td", { text: a.gold_answers ? `${percent(a.gold_accuracy)} of ${a.gold_answers}` : "–" }),
+  )) : [el("tr", {}, el("td", { colspan: "6", class: "muted", text: "No annotator scored yet." }))]));
+}
+
+$("run-check").addEventListener("click", async () => {
+  try {
+    await api("POST", `/api/v1/projects/${projectId}/label-checks/`, {});
+    $("check-state").textContent = "A check is queued; this page shows its figures once it is done (reload).";
+  } catch (err) {
+    showErrors($("errors"), err);
+  }
+});
+
+Promise.all([audits(), gold(), calibration(), consensus(), traps(), labelErrors()]).then(
   () => { app.dataset.state = "ready"; },
   (err) => { showErrors($("errors"), err); app.dataset.state = "error"; },
 );

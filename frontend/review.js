@@ -1,5 +1,6 @@
-// Review page: reviewers audit sampled answers; owners also confirm or correct calibration answers.
-// Keyboard first: Enter says the answer is right, a choice's hotkey gives the right answer.
+// Review page: reviewers audit sampled answers, or go through the likely-errors queue (lowest label quality
+// first; not the audit: its verdicts never enter the error rate); owners also confirm or correct calibration
+// answers. Keyboard first: Enter says the answer is right, a choice's hotkey gives the right answer.
 import { api, forPage, preload } from "./api.js";
 import { addShortcuts } from "./help.js";
 
@@ -15,9 +16,11 @@ const statusLine = document.getElementById("status");
 const reviewedCount = document.getElementById("reviewed-count");
 const queueSize = document.getElementById("queue-size");
 const calibrationBatches = JSON.parse(document.getElementById("calibration-batches").textContent);
+const errorsNote = document.getElementById("errors-note");
+const errorScore = document.getElementById("error-score");
 
 const state = { mode: "audit", queue: [], current: null, choices: [], busy: false, reviewed: 0, more: false };
-const AUDIT_PAGE = 20; // quality.pending_audits' default limit
+const AUDIT_PAGE = 20; // quality.pending_audits' default limit, and the likely-errors queue's page
 
 function say(text, error = false) {
   statusLine.textContent = forPage(text);
@@ -50,6 +53,11 @@ async function loadQueue() {
     // The server hands out the oldest open audits a page at a time; a full page means there may be more.
     state.more = data.length >= AUDIT_PAGE;
     queue = data.map((row) => ({ task: row.task, image: row.image_url, answer: row.answer, label: row.answer_label }));
+  } else if (mode === "errors") {
+    const { data } = await api("GET", `/api/v1/projects/${projectId}/likely-errors/?limit=${AUDIT_PAGE}`);
+    state.more = data.length >= AUDIT_PAGE;
+    queue = data.map((row) => ({ task: row.task, image: row.image_url, answer: row.answer, label: row.answer_label,
+      score: row.score, suggested: row.suggested_label }));
   } else {
     const rows = [];
     for (const batch of calibrationBatches) {
@@ -70,7 +78,8 @@ async function loadQueue() {
 
 function show() {
   state.current = state.queue.shift() ?? null;
-  if (!state.current && state.mode === "audit" && state.more) {
+  errorsNote.hidden = state.mode !== "errors";
+  if (!state.current && state.mode !== "calibration" && state.more) {
     state.more = false;
     loadQueue().catch((err) => say(err.message, true));
     return;
@@ -81,8 +90,11 @@ function show() {
   if (!state.current) {
     image.hidden = true;
     empty.hidden = false;
-    emptyText.textContent = state.mode === "audit" ? "No audit sample is waiting for you." : "Every calibration answer is reviewed.";
+    emptyText.textContent = { audit: "No audit sample is waiting for you.",
+      errors: "No likely error is waiting for you: the label check runs when a batch is labeled (see the Quality page).",
+      calibration: "Every calibration answer is reviewed." }[state.mode];
     given.textContent = "–";
+    errorScore.hidden = true;
     root.dataset.state = "empty";
     return;
   }
@@ -92,6 +104,11 @@ function show() {
   image.src = state.current.image;
   image.alt = `Image of task ${state.current.task}`;
   given.textContent = state.current.label ?? "(no answer)";
+  errorScore.hidden = state.mode !== "errors";
+  if (state.mode === "errors") {
+    document.getElementById("score-value").textContent = state.current.score.toFixed(3);
+    document.getElementById("suggested-answer").textContent = state.current.suggested;
+  }
   root.dataset.state = "ready";
   root.dataset.task = state.current.task;
 }
@@ -106,6 +123,11 @@ async function verdict(choiceId) {
       const body = correct ? { correct: true } : { correct: false, choice: choiceId };
       const { data } = await api("POST", `/api/v1/tasks/${item.task}/audit/`, body);
       say(data.batch_status === "audited" ? "Saved." : `Saved. The batch is now ${data.batch_status}.`);
+    } else if (state.mode === "errors") {
+      const correct = choiceId === null || choiceId === item.answer;
+      const body = correct ? { correct: true } : { correct: false, choice: choiceId };
+      const { data } = await api("POST", `/api/v1/tasks/${item.task}/likely-error-review/`, body);
+      say(data.verdict === "correct" ? "Confirmed." : "Corrected: the task's answer is replaced.");
     } else {
       await api("POST", `/api/v1/tasks/${item.task}/gold/`, { choice: choiceId ?? item.answer });
       say("Saved as gold.");

@@ -55,7 +55,7 @@ function splitRow(split) {
     el("td", {}, el("span", { class: "badge", "data-status": split.status, text: split.status })),
     el("td", { text: triple(c.A) }),
     el("td", { text: triple(c.B) }),
-    el("td", { class: "muted", text: `${c.excluded} excluded · ${c.below_agreement} low agreement · ${c.conflicts} conflicts` }),
+    el("td", { class: "muted", text: `${c.excluded} excluded · ${c.below_agreement} low agreement · ${c.below_label_quality ?? 0} low label quality · ${c.conflicts} conflicts` }),
     el("td", {}, el("code", { text: split.manifest_sha256.slice(0, 12), title: split.manifest_sha256 }),
       ...(split.warnings?.length ? [el("br"), el("span", { class: "warn-count", text: `${split.warnings.length} warning${split.warnings.length === 1 ? "" : "s"}`, title: split.warnings.join("\n") })] : [])),
     actions,
@@ -174,7 +174,7 @@ async function buildSplit(event) {
   event.preventDefault();
   $("split-errors").hidden = true;
   const body = {};
-  for (const name of ["min_agreement", "val_fraction", "test_fraction"]) {
+  for (const name of ["min_agreement", "min_label_quality", "val_fraction", "test_fraction"]) {
     const value = $(`s-${name}`).value;
     if (value !== "") body[name] = Number(value);
   }

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.db.models import F
@@ -159,6 +160,10 @@ def _mark_labeled_if_done(batch_id: int) -> bool:
         won = cursor.rowcount == 1
     if won:  # the conditional update is won once, so the event is sent once
         webhooks.batch_labeled(batch_id)
+        if settings.WINNOW_LABEL_ERRORS:
+            from . import label_errors
+
+            transaction.on_commit(lambda: label_errors.schedule_refresh(batch_id=batch_id))  # score its answers
     return won
 
 

@@ -7,7 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, Q, QuerySet, Value
+from django.db.models.functions import Coalesce
 from django.http import FileResponse, Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -34,6 +35,7 @@ from . import (
     exports,
     formats,
     ingest,
+    label_errors,
     leasing,
     projects,
     reports,
@@ -169,6 +171,8 @@ class BulkAnswerSerializer(strict.Serializer):
 
 class SplitCreateSerializer(strict.Serializer):
     min_agreement = serializers.FloatField(min_value=0, max_value=1, required=False, allow_null=True, default=None)
+    min_label_quality = serializers.FloatField(min_value=0, max_value=1, required=False, allow_null=True, default=None,
+                                               help_text="leave out tasks whose label quality score is under this")
     val_fraction = serializers.FloatField(min_value=0, max_value=0.5, default=splits.DEFAULT_VAL_FRACTION)
     test_fraction = serializers.FloatField(min_value=0, max_value=0.5, default=splits.DEFAULT_TEST_FRACTION)
 
@@ -392,6 +396,11 @@ class TaskCursorPagination(CursorPagination):
     page_size_query_param = "page_size"
     max_page_size = 1000
 
+    def get_ordering(self, request: Request, queryset: QuerySet[Task], view: Any) -> tuple[str, ...]:
+        if request.query_params.get("ordering") == "label_quality":  # validated by filter_tasks
+            return ("quality_order", "id")
+        return ("id",)
+
 
 def filter_tasks(queryset: QuerySet[Task], params: dict[str, str]) -> QuerySet[Task]:
     """Apply the data manager's filters (TaskFilterSerializer); a bad value is a 400 naming the parameter.
@@ -426,7 +435,10 @@ def filter_tasks(queryset: QuerySet[Task], params: dict[str, str]) -> QuerySet[T
     if f.get("near_duplicate") is not None:
         near = duplicates.has_near_duplicate()
         queryset = queryset.filter(near) if f["near_duplicate"] else queryset.exclude(near)
-    return queryset
+    queryset = queryset.filter(label_errors.scored_filter(likely_error=f.get("likely_error"),
+                                                          score_max=f.get("label_quality_max")))
+    # The cursor orders by this (TaskCursorPagination.get_ordering); unscored tasks sort after every score.
+    return queryset.annotate(quality_order=Coalesce("label_quality__score", Value(2.0)))
 
 
 class TaskViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.GenericViewSet):
@@ -437,7 +449,8 @@ class TaskViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gen
     def get_queryset(self) -> QuerySet[Task]:
         if self.action in LABELING_ACTIONS:
             return Task.objects.alive().select_related("asset", "project")  # the hot labeling path
-        queryset = Task.objects.alive().select_related("asset", "final_choice", "project", "suggestion__choice").prefetch_related(
+        queryset = Task.objects.alive().select_related("asset", "final_choice", "project", "suggestion__choice",
+                                                      "label_quality").prefetch_related(
             Prefetch("annotations", queryset=Annotation.objects.select_related("annotator", "choice"))
         )
         if self.action != "list":

@@ -25,7 +25,7 @@ from winnow import media
 from winnow.exceptions import IllegalTransition
 from winnow.files import ZipStream, copy_into
 
-from .models import Annotation, Asset, Audit, Project, Split, SplitStatus, Suggestion, Task
+from .models import Annotation, Asset, Audit, LabelQuality, Project, Split, SplitStatus, Suggestion, Task
 
 CHUNK = 2000
 
@@ -88,6 +88,12 @@ def task_rows(*, project: Project, base_url: str, batch_id: Any = None) -> Itera
             for task_id, choice_id, confidence in Suggestion.objects.filter(**in_chunk)
             .values_list("task_id", "choice_id", "confidence")
         }
+        # The likely-error check's score of the answer (docs/LABEL_ERRORS.md); stale once the answer changed.
+        scored = {
+            task_id: {"score": round(score, 4), "likely_error": flagged, "answer": answer_id}
+            for task_id, score, flagged, answer_id in LabelQuality.objects.filter(**in_chunk)
+            .values_list("task_id", "score", "likely_error", "answer_id")
+        }
         audits: dict[int, dict[str, Any]] = {}
         for task_id, round_, verdict, corrected_id, reviewer_id in (
             Audit.objects.filter(**in_chunk)
@@ -127,9 +133,17 @@ def task_rows(*, project: Project, base_url: str, batch_id: Any = None) -> Itera
                 "audit": audits.get(task_id),
                 # A suggestion, not an answer: the suggestion model's choice for a task still queued.
                 "machine_suggestion": suggested.get(task_id),
+                "label_quality": _label_quality(scored.get(task_id), final_choice_id),
                 "created_at": created_at.isoformat(),
                 "completed_at": completed_at.isoformat() if completed_at else None,
             }
+
+
+def _label_quality(scored: dict[str, Any] | None, final_choice_id: int | None) -> dict[str, Any] | None:
+    if scored is None:
+        return None
+    return {"score": scored["score"], "likely_error": scored["likely_error"],
+            "stale": scored["answer"] != final_choice_id}
 
 
 class RawJSON(str):
@@ -192,6 +206,8 @@ CSV_COLUMNS = [
     "error", "metadata", "created_at", "completed_at",
     # The machine's suggestion (docs/ASSIST.md): what the model proposed for a queued task, never an answer.
     "machine_suggestion", "machine_suggestion_confidence", "assisted_answers",
+    # The likely-error check's score of the answer (docs/LABEL_ERRORS.md): low means likely wrong.
+    "label_quality", "likely_error",
 ]
 
 
@@ -221,6 +237,7 @@ def _csv_values(row: dict[str, Any]) -> list[Any]:
         _csv_metadata(row["metadata"]), row["created_at"], row["completed_at"],
         (row["machine_suggestion"] or {}).get("choice"), (row["machine_suggestion"] or {}).get("confidence"),
         sum(1 for a in answers if a["assisted"]),
+        (row["label_quality"] or {}).get("score"), (row["label_quality"] or {}).get("likely_error"),
     )]
 
 

@@ -5,7 +5,7 @@ Exports and deliveries whose worker died are taken over by the sweep every worke
 
 from celery import shared_task
 
-from . import exports, features, ingest, suggestions, webhooks
+from . import exports, features, ingest, label_errors, suggestions, webhooks
 
 
 @shared_task(acks_late=True, reject_on_worker_lost=True)
@@ -45,3 +45,9 @@ def compute_embeddings(job_id: int) -> None:
 @shared_task(acks_late=True, reject_on_worker_lost=True)
 def refit_suggestions(fit_id: int) -> None:
     suggestions.run_refit(fit_id=fit_id)
+
+
+@shared_task(acks_late=True, reject_on_worker_lost=True)
+def check_labels(check_id: int) -> None:
+    """Score the answers of a project or batch with confident learning (the likely-errors queue's order)."""
+    label_errors.run_check(check_id=check_id)

@@ -788,3 +788,8 @@ class NearDuplicate(models.Model):
 
     def __str__(self) -> str:
         return f"{self.asset_low_id} ≈ {self.asset_high_id} ({self.kind})"
+
+
+
+# Likely label errors (docs/LABEL_ERRORS.md): in their own module for size, found here with the rest.
+from .label_error_models import *  # noqa: E402, F403 (AnnotatorQuality, ErrorReview, LabelCheck, LabelQuality…)

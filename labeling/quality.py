@@ -309,7 +309,7 @@ def submit_audit(*, task: Task, reviewer: AbstractBaseUser, correct: bool, choic
         if not won:
             raise Conflict("this task was already audited", code="already_audited")
         if corrected is not None:
-            Task.objects.filter(pk=task.pk).update(final_choice=corrected, decided_by=DecidedBy.AUDIT)
+            override_answer(task_id=task.pk, choice=corrected)
         batch_id, round_ = audit.batch_id, audit.round
         _decide_if_done(batch_id, round_)
         # Again after commit: two reviewers finishing the last two audits at once each see the other's
@@ -317,6 +317,13 @@ def submit_audit(*, task: Task, reviewer: AbstractBaseUser, correct: bool, choic
         transaction.on_commit(lambda: _decide_if_done(batch_id, round_))
     audit.refresh_from_db()
     return audit
+
+
+def override_answer(*, task_id: int, choice: Choice) -> None:
+    """A reviewer's correction becomes the task's answer, decided by review (`DecidedBy.AUDIT`): it outranks
+    the votes now and after relabeling (consensus.resolve_task). The one path of both the random audit's
+    corrections and the likely-errors queue's (label_errors.submit_review); runs in the caller's transaction."""
+    Task.objects.filter(pk=task_id).update(final_choice=choice, decided_by=DecidedBy.AUDIT)
 
 
 def _decide_if_done(batch_id: int, round_: int) -> None:

@@ -267,6 +267,16 @@ class SuggestionSerializer(strict.Serializer):
     confidence = serializers.FloatField(help_text="calibrated on held-out gold: 0.9 is right about 9 times in 10")
 
 
+class TaskLabelQualitySerializer(strict.Serializer):
+    """A task's label quality from the latest check that scored it (docs/LABEL_ERRORS.md)."""
+
+    score = serializers.FloatField(help_text="in [0, 1]; low: the answer is likely wrong")
+    likely_error = serializers.BooleanField(help_text="flagged by confident learning (or CROWDLAB's consensus)")
+    suggested = serializers.IntegerField(help_text="the choice the check finds most likely right")
+    check = serializers.IntegerField(help_text="the check that scored it")
+    stale = serializers.BooleanField(help_text="the answer changed since it was scored")
+
+
 class TaskSerializer(strict.ModelSerializer):
     asset = AssetSerializer(read_only=True)
     source_url = URLOrBlankField(read_only=True)
@@ -277,13 +287,16 @@ class TaskSerializer(strict.ModelSerializer):
     suggestion = serializers.SerializerMethodField(
         help_text="the suggestion model's choice for a queued task and its calibrated confidence (a suggestion, "
                   "not an answer); null when it has none")
+    label_quality = serializers.SerializerMethodField(
+        help_text="the likely-error check's score of the answer; null until a check scored it (gold and reviewed "
+                  "answers are never scored)")
 
     class Meta:
         model = Task
         fields = [
             "id", "project", "batch", "unique_id", "status", "error", "metadata", "source_url", "source_name",
             "asset", "annotation_count", "answer", "final_choice", "decided_by", "agreement", "is_gold",
-            "created_at", "completed_at", "annotations", "suggestion",
+            "created_at", "completed_at", "annotations", "suggestion", "label_quality",
         ]
         read_only_fields = fields
 
@@ -299,6 +312,15 @@ class TaskSerializer(strict.ModelSerializer):
             return None
         return {"choice": suggestion.choice_id, "label": suggestion.choice.label,
                 "confidence": round(suggestion.confidence, 4)}
+
+    @extend_schema_field(TaskLabelQualitySerializer(allow_null=True))
+    def get_label_quality(self, task: Task) -> dict[str, Any] | None:
+        try:
+            q = task.label_quality
+        except ObjectDoesNotExist:
+            return None
+        return {"score": round(q.score, 4), "likely_error": q.likely_error, "suggested": q.suggested_id,
+                "check": q.check_run_id, "stale": q.answer_id != task.final_choice_id}
 
 
 class UrlTaskSerializer(strict.Serializer):
@@ -409,6 +431,13 @@ class TaskFilterSerializer(strict.Serializer):
     error = serializers.CharField(required=False, help_text="failed tasks whose reason contains this text")
     near_duplicate = serializers.BooleanField(required=False, allow_null=True, default=None,
                                               help_text="the image nearly duplicates another of the project's")
+    likely_error = serializers.BooleanField(required=False, allow_null=True, default=None,
+                                            help_text="flagged (true) or scored and not flagged (false) by the "
+                                                      "likely-error check")
+    label_quality_max = serializers.FloatField(required=False, min_value=0, max_value=1,
+                                               help_text="scored tasks whose label quality is at most this")
+    ordering = serializers.ChoiceField(choices=["id", "label_quality"], required=False,
+                                       help_text="label_quality: lowest score first, unscored tasks last")
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         low, high = attrs.get("agreement_min"), attrs.get("agreement_max")

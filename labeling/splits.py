@@ -66,6 +66,7 @@ def build_split(
     project: Project,
     created_by: AbstractBaseUser,
     min_agreement: float | None = None,
+    min_label_quality: float | None = None,
     val_fraction: float = DEFAULT_VAL_FRACTION,
     test_fraction: float = DEFAULT_TEST_FRACTION,
 ) -> Split:
@@ -73,12 +74,15 @@ def build_split(
 
     Each completed task of an accepted batch maps through its final (audit-corrected) choice to
     domain A or B; tasks answered with an `excluded` choice, and tasks whose agreement is under
-    `min_agreement`, are left out and counted. An image labeled into both domains by different
+    `min_agreement`, are left out and counted, as are tasks whose label quality score (docs/LABEL_ERRORS.md)
+    is under `min_label_quality` (unscored tasks, gold, and answers changed since they were scored stay). An image labeled into both domains by different
     tasks is left out as a conflict. Takes a row lock on the project so two builds never race for
     the same version number. Refused (400) when no accepted batch has any labeled image.
     """
     if min_agreement is not None and not 0 <= min_agreement <= 1:
         raise InvalidInput("min_agreement must be between 0 and 1")
+    if min_label_quality is not None and not 0 <= min_label_quality <= 1:
+        raise InvalidInput("min_label_quality must be between 0 and 1")
     if val_fraction < 0 or test_fraction < 0 or val_fraction + test_fraction >= 1:
         raise InvalidInput("val_fraction and test_fraction must be non-negative and leave room for training")
     with transaction.atomic():
@@ -96,7 +100,8 @@ def build_split(
             .order_by("id")
             .values_list(
                 "id", "batch_id", "unique_id", "source_name", "agreement", "decided_by",
-                "final_choice__label", "final_choice__domain",
+                "final_choice__label", "final_choice__domain", "label_quality__score", "label_quality__answer_id",
+                "final_choice_id",
                 "asset_id", "asset__sha256", "asset__width", "asset__height", "asset__format", "asset__byte_size",
             )
         )
@@ -104,15 +109,19 @@ def build_split(
         group_sha = dict(Asset.objects.filter(pk__in=set(group_of.values())).values_list("id", "sha256"))
         by_asset: dict[int, dict[str, Any]] = {}
         conflicts: set[int] = set()
-        excluded = below_agreement = 0
-        for (task_id, batch_id, unique_id, source_name, agreement, decided_by, label, domain,
-             asset_id, sha256, width, height, fmt, byte_size) in rows.iterator(chunk_size=ITEM_CHUNK):
+        excluded = below_agreement = below_label_quality = 0
+        for (task_id, batch_id, unique_id, source_name, agreement, decided_by, label, domain, score, scored_answer,
+             answer_id, asset_id, sha256, width, height, fmt, byte_size) in rows.iterator(chunk_size=ITEM_CHUNK):
             if domain == Domain.EXCLUDED:
                 excluded += 1
                 continue
             # No agreement figure (a single answer, or an owner's gold answer) has nothing to fall short of.
             if min_agreement is not None and agreement is not None and agreement < min_agreement:
                 below_agreement += 1
+                continue
+            if min_label_quality is not None and score is not None and scored_answer == answer_id \
+                    and score < min_label_quality:
+                below_label_quality += 1
                 continue
             seen = by_asset.get(asset_id)
             if seen is not None:
@@ -145,10 +154,12 @@ def build_split(
         for item in by_asset.values():
             counts[item["domain"]][item["partition"]] += 1
             counts[item["domain"]]["total"] += 1
-        counts.update(excluded=excluded, below_agreement=below_agreement, conflicts=len(conflicts),
+        counts.update(excluded=excluded, below_agreement=below_agreement, below_label_quality=below_label_quality,
+                      conflicts=len(conflicts),
                       total=len(by_asset))
         version = (project.splits.aggregate(v=Max("version"))["v"] or 0) + 1
-        options = {"min_agreement": min_agreement, "val_fraction": val_fraction, "test_fraction": test_fraction}
+        options = {"min_agreement": min_agreement, "min_label_quality": min_label_quality,
+                   "val_fraction": val_fraction, "test_fraction": test_fraction}
         items = sorted(by_asset.items(), key=lambda pair: (pair[1]["domain"], pair[1]["partition"], pair[1]["sha256"]))
         manifest = {
             "format": MANIFEST_FORMAT,

@@ -2,7 +2,7 @@
 
 from rest_framework.routers import DefaultRouter
 
-from . import api, assist_api, quality_api
+from . import api, assist_api, label_errors_api, quality_api
 
 app_name = "labeling-api"
 
@@ -14,4 +14,4 @@ router.register("splits", api.SplitViewSet, basename="split")
 router.register(r"projects/(?P<project_pk>\d+)/webhooks", api.WebhookViewSet, basename="webhook")
 router.register(r"projects/(?P<project_pk>\d+)/exports", api.ExportViewSet, basename="export")
 
-urlpatterns = quality_api.urlpatterns + assist_api.urlpatterns + router.urls
+urlpatterns = quality_api.urlpatterns + assist_api.urlpatterns + label_errors_api.urlpatterns + router.urls

@@ -25,6 +25,9 @@ os.environ.setdefault("WINNOW_TRAINING_DATA_WORKERS", "0")
 # Model assistance: embedding jobs are queued after uploads only where a test turns WINNOW_ASSIST on
 # (tests/labeling/test_assist_*.py), so other worker tests do not share the worker with a CNN; small and fast.
 os.environ.setdefault("WINNOW_ASSIST", "0")
+# Likely label errors: checks are queued automatically only where a test turns this on.
+os.environ.setdefault("WINNOW_LABEL_ERRORS", "0")
+os.environ.setdefault("WINNOW_LABEL_ERRORS_DEBOUNCE_SECONDS", "0.3")
 os.environ.setdefault("WINNOW_FEATURE_STEPS", "30")
 os.environ.setdefault("WINNOW_FEATURE_SIZE", "48")
 os.environ.setdefault("WINNOW_FEATURE_THREADS", "1")

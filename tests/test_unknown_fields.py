@@ -58,7 +58,8 @@ def test_a_bulk_answer_or_url_upload_with_an_unknown_envelope_key_is_refused(pro
 
 
 @pytest.mark.parametrize("module", ["labeling.serializers", "labeling.api", "labeling.quality_api",
-                                    "training.serializers", "training.api", "labeling.assist_api"])
+                                    "training.serializers", "training.api", "labeling.assist_api",
+                                    "labeling.label_errors_api"])
 def test_every_serializer_of_the_project_refuses_unknown_fields(module):
     from winnow.serializers import RefuseUnknownFields
 

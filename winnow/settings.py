@@ -442,6 +442,12 @@ WINNOW_FEATURE_THREADS = env_int("WINNOW_FEATURE_THREADS", 2, minimum=1)
 WINNOW_ASSIST_DEBOUNCE_SECONDS = env_float("WINNOW_ASSIST_DEBOUNCE_SECONDS", 10, minimum=0)
 WINNOW_ASSIST_STALE_SECONDS = env_int("WINNOW_ASSIST_STALE_SECONDS", 300, minimum=1)
 
+# Likely label errors (docs/LABEL_ERRORS.md): a batch becoming labeled, or a correction from the likely-errors
+# queue, queues a check of the project's labels (when it has embeddings), after the debounce.
+WINNOW_LABEL_ERRORS = env_bool("WINNOW_LABEL_ERRORS", True)
+WINNOW_LABEL_ERRORS_DEBOUNCE_SECONDS = env_float("WINNOW_LABEL_ERRORS_DEBOUNCE_SECONDS", 30, minimum=0)
+WINNOW_LABEL_ERRORS_STALE_SECONDS = env_int("WINNOW_LABEL_ERRORS_STALE_SECONDS", 300, minimum=1)
+
 # The address clients reach this server at; callbacks sent by workers use it for image URLs.
 WINNOW_PUBLIC_URL = env_str("WINNOW_PUBLIC_URL", "http://localhost:8000")
 
