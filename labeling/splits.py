@@ -18,12 +18,11 @@ from collections.abc import Iterator
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from winnow import storage
 from winnow.exceptions import IllegalTransition, InvalidInput
 from winnow.files import ZipStream, copy_into
 
@@ -176,7 +175,7 @@ def build_split(
             project=project, version=version, options=options, counts=counts,
             manifest_sha256=hashlib.sha256(data).hexdigest(), created_by=created_by,
         )
-        default_storage.save(manifest_name(split), ContentFile(data))
+        storage.put_bytes(manifest_name(split), data)  # whole or not at all; a storage outage is a 503
         SplitItem.objects.bulk_create(
             (
                 SplitItem(split=split, asset_id=asset_id, task_id=item["task"], domain=item["domain"],
@@ -202,7 +201,8 @@ def approve_split(*, split: Split, approved_by: AbstractBaseUser) -> Split:
 
 def read_manifest(split: Split) -> bytes:
     """The stored manifest, checked against the recorded hash (a changed file is an error, not data)."""
-    with default_storage.open(manifest_name(split), "rb") as handle:
+    with storage.reaching(f"read the manifest of split v{split.version}"), \
+            storage.media().open(manifest_name(split), "rb") as handle:
         data = handle.read()
     if hashlib.sha256(data).hexdigest() != split.manifest_sha256:
         raise IllegalTransition(f"the stored manifest of split v{split.version} does not match its recorded sha256")
