@@ -2,10 +2,19 @@
 # The whole suite on real PostgreSQL: the machine's server when one answers on 127.0.0.1:5432, else
 # the embedded one (winnow/embedded_db.py, data under var/). Tests marked `vector` need the
 # pgvector extension: when the server in use lacks it, they run in a pass of their own on the
-# embedded server (PostgreSQL 18 with vector), before the rest. Extra arguments go to pytest.
+# embedded server (PostgreSQL 18 with vector), before the rest. Extra arguments go to pytest. An
+# embedded server this script starts is stopped when it ends; one already running is left running.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python
+
+if "$PY" winnow/embedded_db.py url >/dev/null 2>&1; then embedded_was_running=1; else embedded_was_running=""; fi
+stop_embedded() {
+  if [ -z "$embedded_was_running" ] && "$PY" winnow/embedded_db.py url >/dev/null 2>&1; then
+    "$PY" winnow/embedded_db.py stop >/dev/null 2>&1
+  fi
+}
+trap stop_embedded EXIT
 
 embedded_url() { "$PY" winnow/embedded_db.py start 2>/dev/null; }
 has_vector() {  # exit 0 when the server of DATABASE_URL $1 offers the vector extension
@@ -36,7 +45,8 @@ if [ -z "${DATABASE_URL:-}" ]; then
 fi
 
 if has_vector "$DATABASE_URL"; then
-  exec .venv/bin/pytest "$@"
+  .venv/bin/pytest "$@"
+  exit $?
 fi
 
 vector_tests=$(.venv/bin/pytest -q --collect-only -m vector -p no:cacheprovider "$@" 2>/dev/null | grep -c '::')
