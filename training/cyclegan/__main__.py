@@ -60,6 +60,10 @@ def main(argv: list[str] | None = None) -> None:
     data = Domains(list_images(args.folder_a), list_images(args.folder_b))
     try:
         result = train(cfg, data, args.out, print_log, lambda: False, resume_from=args.resume)
+        if dist.is_initialized():
+            # Every rank waits here until rank 0 has written its last checkpoint: a rank that tore the gloo
+            # group down while its peer still used it aborted ("terminate called without an active exception").
+            dist.barrier()
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
