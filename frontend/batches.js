@@ -98,53 +98,7 @@ async function finalize(batch) {
   } catch (err) {
     fail($("list-errors"), err);
   }
-  // --- model assistance: the embedding job's progress and the suggestion model's accuracy --------------
-
-async function loadAssist() {
-  clearTimeout(loadAssist.timer);
-  try {
-    const { data } = await api("GET", `/api/v1/projects/${projectId}/assist/`);
-    const e = data.embeddings;
-    const job = e.job;
-    const running = job && ["queued", "running"].includes(job.status);
-    $("embed-bar").max = Math.max(1, e.images);
-    $("embed-bar").value = e.embedded;
-    let text = `${e.embedded} of ${plural(e.images, "image")} embedded`;
-    if (e.version) text += ` (feature model ${e.version}, ${e.kind === "backbone" ? "a pretrained backbone" : "trained on this project's images"})`;
-    if (job && job.status === "running") text += job.assets_total ? ` · embedding ${job.assets_done} of ${job.assets_total}` : " · training the feature model";
-    else if (job && job.status === "queued") text += " · the job is queued";
-    else if (job && job.status === "failed") text += ` · the last job failed: ${job.error}`;
-    if (!e.enabled) text += " · automatic embedding is off on this server";
-    $("embed-text").textContent = text;
-    const s = data.suggestions;
-    $("suggest-text").textContent = s.accuracy === null
-      ? (s.suggested ? `${plural(s.suggested, "queued task")} have a suggestion; review gold in calibration to measure how good they are.`
-        : "No suggestions yet: they come once images are embedded and some tasks have answers (gold or accepted).")
-      : `Suggestions: ${percent(s.accuracy)} right on ${plural(s.heldout, "gold task")} held out ` +
-        `(95% interval ${percent(s.interval[0])} – ${percent(s.interval[1])}), learned from ${s.gold} gold and ${s.accepted} accepted answers; ` +
-        `${plural(s.suggested, "queued task")} have one.`;
-    if (running || (s.job_status && ["queued", "running"].includes(s.job_status))) loadAssist.timer = setTimeout(loadAssist, 3000);
-  } catch (err) {
-    $("embed-text").textContent = "";
-    if (err.status !== 403) fail($("assist-errors"), err);
-  }
-}
-
-async function embed(retrain) {
-  $("assist-errors").hidden = true;
-  try {
-    await api("POST", `/api/v1/projects/${projectId}/assist/`, { retrain });
-    say(retrain ? "A new feature model will be trained from the images and answers there are now." : "The embedding job is queued.");
-  } catch (err) {
-    fail($("assist-errors"), err);
-  }
-  loadAssist();
-}
-$("embed-now").addEventListener("click", () => embed(false));
-$("retrain").addEventListener("click", () => embed(true));
-
-load();
-loadAssist();
+  load();
 }
 
 // --- audit: the plan first, then the draw ------------------------------------------------------
@@ -203,53 +157,7 @@ $("audit-form").addEventListener("submit", async (event) => {
   } catch (err) {
     fail($("audit-errors"), err);
   }
-  // --- model assistance: the embedding job's progress and the suggestion model's accuracy --------------
-
-async function loadAssist() {
-  clearTimeout(loadAssist.timer);
-  try {
-    const { data } = await api("GET", `/api/v1/projects/${projectId}/assist/`);
-    const e = data.embeddings;
-    const job = e.job;
-    const running = job && ["queued", "running"].includes(job.status);
-    $("embed-bar").max = Math.max(1, e.images);
-    $("embed-bar").value = e.embedded;
-    let text = `${e.embedded} of ${plural(e.images, "image")} embedded`;
-    if (e.version) text += ` (feature model ${e.version}, ${e.kind === "backbone" ? "a pretrained backbone" : "trained on this project's images"})`;
-    if (job && job.status === "running") text += job.assets_total ? ` · embedding ${job.assets_done} of ${job.assets_total}` : " · training the feature model";
-    else if (job && job.status === "queued") text += " · the job is queued";
-    else if (job && job.status === "failed") text += ` · the last job failed: ${job.error}`;
-    if (!e.enabled) text += " · automatic embedding is off on this server";
-    $("embed-text").textContent = text;
-    const s = data.suggestions;
-    $("suggest-text").textContent = s.accuracy === null
-      ? (s.suggested ? `${plural(s.suggested, "queued task")} have a suggestion; review gold in calibration to measure how good they are.`
-        : "No suggestions yet: they come once images are embedded and some tasks have answers (gold or accepted).")
-      : `Suggestions: ${percent(s.accuracy)} right on ${plural(s.heldout, "gold task")} held out ` +
-        `(95% interval ${percent(s.interval[0])} – ${percent(s.interval[1])}), learned from ${s.gold} gold and ${s.accepted} accepted answers; ` +
-        `${plural(s.suggested, "queued task")} have one.`;
-    if (running || (s.job_status && ["queued", "running"].includes(s.job_status))) loadAssist.timer = setTimeout(loadAssist, 3000);
-  } catch (err) {
-    $("embed-text").textContent = "";
-    if (err.status !== 403) fail($("assist-errors"), err);
-  }
-}
-
-async function embed(retrain) {
-  $("assist-errors").hidden = true;
-  try {
-    await api("POST", `/api/v1/projects/${projectId}/assist/`, { retrain });
-    say(retrain ? "A new feature model will be trained from the images and answers there are now." : "The embedding job is queued.");
-  } catch (err) {
-    fail($("assist-errors"), err);
-  }
-  loadAssist();
-}
-$("embed-now").addEventListener("click", () => embed(false));
-$("retrain").addEventListener("click", () => embed(true));
-
-load();
-loadAssist();
+  load();
 });
 
 // --- a rejected batch sent back ---------------------------------------------------------------
@@ -279,53 +187,7 @@ async function relabel(scope) {
   } catch (err) {
     fail($("relabel-errors"), err);
   }
-  // --- model assistance: the embedding job's progress and the suggestion model's accuracy --------------
-
-async function loadAssist() {
-  clearTimeout(loadAssist.timer);
-  try {
-    const { data } = await api("GET", `/api/v1/projects/${projectId}/assist/`);
-    const e = data.embeddings;
-    const job = e.job;
-    const running = job && ["queued", "running"].includes(job.status);
-    $("embed-bar").max = Math.max(1, e.images);
-    $("embed-bar").value = e.embedded;
-    let text = `${e.embedded} of ${plural(e.images, "image")} embedded`;
-    if (e.version) text += ` (feature model ${e.version}, ${e.kind === "backbone" ? "a pretrained backbone" : "trained on this project's images"})`;
-    if (job && job.status === "running") text += job.assets_total ? ` · embedding ${job.assets_done} of ${job.assets_total}` : " · training the feature model";
-    else if (job && job.status === "queued") text += " · the job is queued";
-    else if (job && job.status === "failed") text += ` · the last job failed: ${job.error}`;
-    if (!e.enabled) text += " · automatic embedding is off on this server";
-    $("embed-text").textContent = text;
-    const s = data.suggestions;
-    $("suggest-text").textContent = s.accuracy === null
-      ? (s.suggested ? `${plural(s.suggested, "queued task")} have a suggestion; review gold in calibration to measure how good they are.`
-        : "No suggestions yet: they come once images are embedded and some tasks have answers (gold or accepted).")
-      : `Suggestions: ${percent(s.accuracy)} right on ${plural(s.heldout, "gold task")} held out ` +
-        `(95% interval ${percent(s.interval[0])} – ${percent(s.interval[1])}), learned from ${s.gold} gold and ${s.accepted} accepted answers; ` +
-        `${plural(s.suggested, "queued task")} have one.`;
-    if (running || (s.job_status && ["queued", "running"].includes(s.job_status))) loadAssist.timer = setTimeout(loadAssist, 3000);
-  } catch (err) {
-    $("embed-text").textContent = "";
-    if (err.status !== 403) fail($("assist-errors"), err);
-  }
-}
-
-async function embed(retrain) {
-  $("assist-errors").hidden = true;
-  try {
-    await api("POST", `/api/v1/projects/${projectId}/assist/`, { retrain });
-    say(retrain ? "A new feature model will be trained from the images and answers there are now." : "The embedding job is queued.");
-  } catch (err) {
-    fail($("assist-errors"), err);
-  }
-  loadAssist();
-}
-$("embed-now").addEventListener("click", () => embed(false));
-$("retrain").addEventListener("click", () => embed(true));
-
-load();
-loadAssist();
+  load();
 }
 $("relabel-failed").addEventListener("click", () => relabel("failed"));
 $("relabel-all").addEventListener("click", () => relabel("all"));
@@ -342,53 +204,7 @@ $("new-batch").addEventListener("submit", async (event) => {
   try {
     const { data } = await api("POST", `/api/v1/projects/${projectId}/batches/`, { name: form.elements.name.value, kind: form.elements.kind.value });
     form.elements.name.value = "";
-    await // --- model assistance: the embedding job's progress and the suggestion model's accuracy --------------
-
-async function loadAssist() {
-  clearTimeout(loadAssist.timer);
-  try {
-    const { data } = await api("GET", `/api/v1/projects/${projectId}/assist/`);
-    const e = data.embeddings;
-    const job = e.job;
-    const running = job && ["queued", "running"].includes(job.status);
-    $("embed-bar").max = Math.max(1, e.images);
-    $("embed-bar").value = e.embedded;
-    let text = `${e.embedded} of ${plural(e.images, "image")} embedded`;
-    if (e.version) text += ` (feature model ${e.version}, ${e.kind === "backbone" ? "a pretrained backbone" : "trained on this project's images"})`;
-    if (job && job.status === "running") text += job.assets_total ? ` · embedding ${job.assets_done} of ${job.assets_total}` : " · training the feature model";
-    else if (job && job.status === "queued") text += " · the job is queued";
-    else if (job && job.status === "failed") text += ` · the last job failed: ${job.error}`;
-    if (!e.enabled) text += " · automatic embedding is off on this server";
-    $("embed-text").textContent = text;
-    const s = data.suggestions;
-    $("suggest-text").textContent = s.accuracy === null
-      ? (s.suggested ? `${plural(s.suggested, "queued task")} have a suggestion; review gold in calibration to measure how good they are.`
-        : "No suggestions yet: they come once images are embedded and some tasks have answers (gold or accepted).")
-      : `Suggestions: ${percent(s.accuracy)} right on ${plural(s.heldout, "gold task")} held out ` +
-        `(95% interval ${percent(s.interval[0])} – ${percent(s.interval[1])}), learned from ${s.gold} gold and ${s.accepted} accepted answers; ` +
-        `${plural(s.suggested, "queued task")} have one.`;
-    if (running || (s.job_status && ["queued", "running"].includes(s.job_status))) loadAssist.timer = setTimeout(loadAssist, 3000);
-  } catch (err) {
-    $("embed-text").textContent = "";
-    if (err.status !== 403) fail($("assist-errors"), err);
-  }
-}
-
-async function embed(retrain) {
-  $("assist-errors").hidden = true;
-  try {
-    await api("POST", `/api/v1/projects/${projectId}/assist/`, { retrain });
-    say(retrain ? "A new feature model will be trained from the images and answers there are now." : "The embedding job is queued.");
-  } catch (err) {
-    fail($("assist-errors"), err);
-  }
-  loadAssist();
-}
-$("embed-now").addEventListener("click", () => embed(false));
-$("retrain").addEventListener("click", () => embed(true));
-
-load();
-loadAssist();
+    await load();
     uploadBatch.value = String(data.id);
     say(`${data.name} is open: upload its images below, then click Finalize.`);
   } catch (err) {
@@ -524,53 +340,7 @@ $("upload").addEventListener("submit", async (event) => {
     fail(box, err);
   } finally {
     button.disabled = false;
-    // --- model assistance: the embedding job's progress and the suggestion model's accuracy --------------
-
-async function loadAssist() {
-  clearTimeout(loadAssist.timer);
-  try {
-    const { data } = await api("GET", `/api/v1/projects/${projectId}/assist/`);
-    const e = data.embeddings;
-    const job = e.job;
-    const running = job && ["queued", "running"].includes(job.status);
-    $("embed-bar").max = Math.max(1, e.images);
-    $("embed-bar").value = e.embedded;
-    let text = `${e.embedded} of ${plural(e.images, "image")} embedded`;
-    if (e.version) text += ` (feature model ${e.version}, ${e.kind === "backbone" ? "a pretrained backbone" : "trained on this project's images"})`;
-    if (job && job.status === "running") text += job.assets_total ? ` · embedding ${job.assets_done} of ${job.assets_total}` : " · training the feature model";
-    else if (job && job.status === "queued") text += " · the job is queued";
-    else if (job && job.status === "failed") text += ` · the last job failed: ${job.error}`;
-    if (!e.enabled) text += " · automatic embedding is off on this server";
-    $("embed-text").textContent = text;
-    const s = data.suggestions;
-    $("suggest-text").textContent = s.accuracy === null
-      ? (s.suggested ? `${plural(s.suggested, "queued task")} have a suggestion; review gold in calibration to measure how good they are.`
-        : "No suggestions yet: they come once images are embedded and some tasks have answers (gold or accepted).")
-      : `Suggestions: ${percent(s.accuracy)} right on ${plural(s.heldout, "gold task")} held out ` +
-        `(95% interval ${percent(s.interval[0])} – ${percent(s.interval[1])}), learned from ${s.gold} gold and ${s.accepted} accepted answers; ` +
-        `${plural(s.suggested, "queued task")} have one.`;
-    if (running || (s.job_status && ["queued", "running"].includes(s.job_status))) loadAssist.timer = setTimeout(loadAssist, 3000);
-  } catch (err) {
-    $("embed-text").textContent = "";
-    if (err.status !== 403) fail($("assist-errors"), err);
-  }
-}
-
-async function embed(retrain) {
-  $("assist-errors").hidden = true;
-  try {
-    await api("POST", `/api/v1/projects/${projectId}/assist/`, { retrain });
-    say(retrain ? "A new feature model will be trained from the images and answers there are now." : "The embedding job is queued.");
-  } catch (err) {
-    fail($("assist-errors"), err);
-  }
-  loadAssist();
-}
-$("embed-now").addEventListener("click", () => embed(false));
-$("retrain").addEventListener("click", () => embed(true));
-
-load();
-loadAssist();
+    load();
   }
 });
 

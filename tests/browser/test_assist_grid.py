@@ -40,3 +40,20 @@ def test_a_suggested_page_is_answered_with_one_key_after_unselecting_one(page, l
     assert set(answered.values_list("assisted", "choice_id")) == {(True, choice[0])}
     expect(page.get_by_role("option")).to_have_count(1)  # the unselected one waits for its own answer
     assert int(page.get_by_role("option").first.get_attribute("data-task-id")) == ids[1]
+
+
+def test_the_batches_page_asks_for_embeddings_once_per_click_after_batches_change(page, live_server, login, project):
+    # The page reloads its table after each change; the embedding buttons must stay one listener each,
+    # so a click is one request, not one per reload.
+    login(page, "alice")
+    page.goto(f"{live_server.url}/projects/{project.pk}/batches/")
+    for name in ("first", "second"):
+        page.get_by_label("Name", exact=True).fill(name)
+        page.get_by_role("button", name="Create batch").click()
+        expect(page.locator("#batch-table")).to_contain_text(name)
+    posts: list[str] = []
+    page.on("request", lambda r: posts.append(r.url) if r.method == "POST" and r.url.endswith("/assist/") else None)
+    page.get_by_role("button", name="Compute embeddings now").click()
+    expect(page.get_by_role("status")).to_contain_text("The embedding job is queued")
+    page.wait_for_timeout(500)
+    assert len(posts) == 1
