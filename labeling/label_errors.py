@@ -42,7 +42,6 @@ from .models import (
     AuditVerdict,
     Batch,
     BatchKind,
-    Choice,
     DecidedBy,
     Embedding,
     ErrorReview,
@@ -271,15 +270,8 @@ def submit_review(*, task: Task, reviewer: AbstractBaseUser, correct: bool, choi
         if task.final_choice_id != score.answer_id or task.decided_by == DecidedBy.AUDIT:
             raise Conflict("the task's answer changed since it was scored; it leaves the queue until the next check",
                            code="answer_changed")
-        corrected: Choice | None = None
-        if not correct:
-            if choice_id is None:
-                raise InvalidInput("say which choice is right: {\"correct\": false, \"choice\": <id>}")
-            corrected = Choice.objects.filter(pk=choice_id, project_id=task.project_id).first()
-            if corrected is None:
-                raise InvalidInput(f"choice {choice_id} is not one of this project's choices", code="bad_choice")
-            if corrected.pk == score.answer_id:
-                correct, corrected = True, None
+        correct, corrected = quality.reviewed_choice(task=task, correct=correct, choice_id=choice_id,
+                                                     answer_id=score.answer_id)
         if Annotation.objects.live().filter(task=task, annotator=reviewer).exists():
             raise Conflict("you answered this task yourself; another reviewer must review it", code="own_answer")
         review = ErrorReview.objects.create(

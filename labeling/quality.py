@@ -276,6 +276,23 @@ def draw_audit_sample(*, batch: Batch, size: int | None = None, width: float | N
     return batch, audits
 
 
+def reviewed_choice(*, task: Task, correct: bool, choice_id: int | None,
+                    answer_id: int | None) -> tuple[bool, Choice | None]:
+    """A reviewer's verdict on the answer `answer_id` as (correct, the right choice when it is not): 400 for a
+    correction that names no choice or another project's. "Wrong, the right answer is the same one" is a
+    confirmation. Used by the random audit and the likely-errors queue."""
+    if correct:
+        return True, None
+    if choice_id is None:
+        raise InvalidInput("say which choice is right: {\"correct\": false, \"choice\": <id>}")
+    corrected = Choice.objects.filter(pk=choice_id, project_id=task.project_id).first()
+    if corrected is None:
+        raise InvalidInput(f"choice {choice_id} is not one of this project's choices", code="bad_choice")
+    if corrected.pk == answer_id:
+        return True, None
+    return False, corrected
+
+
 def submit_audit(*, task: Task, reviewer: AbstractBaseUser, correct: bool, choice_id: int | None) -> Audit:
     """Record a reviewer's verdict on a sampled task, and decide the batch when the sample is done.
 
@@ -290,15 +307,7 @@ def submit_audit(*, task: Task, reviewer: AbstractBaseUser, correct: bool, choic
     )
     if audit is None:
         raise Conflict("this task is not in an open audit sample", code="not_sampled")
-    corrected: Choice | None = None
-    if not correct:
-        if choice_id is None:
-            raise InvalidInput("say which choice is right: {\"correct\": false, \"choice\": <id>}")
-        corrected = Choice.objects.filter(pk=choice_id, project_id=task.project_id).first()
-        if corrected is None:
-            raise InvalidInput(f"choice {choice_id} is not one of this project's choices", code="bad_choice")
-        if corrected.pk == audit.answer_id:
-            correct, corrected = True, None  # "wrong, the right answer is the same one" is a confirmation
+    correct, corrected = reviewed_choice(task=task, correct=correct, choice_id=choice_id, answer_id=audit.answer_id)
     if Annotation.objects.live().filter(task=task, annotator=reviewer).exists():
         raise Conflict("you answered this task yourself; another reviewer must audit it", code="own_answer")
     with transaction.atomic():
