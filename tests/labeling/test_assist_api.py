@@ -230,3 +230,17 @@ def test_the_trap_rate_is_a_checked_project_setting(project, alice, client_for):
     response = client_for(alice).patch(url, {"trap_rate": 0.9}, format="json")
     assert response.status_code == 400 and "trap_rate" in response.json()["fields"]
     assert client_for(alice).patch(url, {"trap_rate": 0.2}, format="json").json()["trap_rate"] == 0.2
+
+
+def test_asking_for_embeddings_twice_queues_one_job_and_a_retrain_joins_it(assisted, alice, client_for):
+    from labeling.models import FeatureJob
+
+    project = assisted["project"]
+    url = f"/api/v1/projects/{project.pk}/assist/"
+    before = FeatureJob.objects.filter(project=project).count()
+    first = client_for(alice).post(url, {}, format="json")
+    again = client_for(alice).post(url, {"retrain": True}, format="json")  # a double click, then the other button
+    assert first.status_code == again.status_code == 202
+    assert first.json()["embeddings"]["job"]["id"] == again.json()["embeddings"]["job"]["id"]
+    assert FeatureJob.objects.filter(project=project).count() == before + 1
+    assert FeatureJob.objects.get(pk=again.json()["embeddings"]["job"]["id"]).retrain is True
