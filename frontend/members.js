@@ -26,19 +26,30 @@ function fail(err) {
   listErrors.focus();
 }
 
-// A destructive button asks once more on its own face before it acts.
-function confirming(label, question, act) {
-  const button = el("button", { type: "button", class: "secondary small", text: label });
-  let armed = null;
+// A destructive button asks once more on its own face before it acts. The table is redrawn after
+// every change (and after a refused one), so the "asked once" state lives here, keyed by the
+// button's name, not on the element: a redraw between the two clicks keeps the question.
+const ARMED_MS = 6000;
+const armedUntil = new Map();
+
+function confirming(label, question, name, act) {
+  const button = el("button", { type: "button", class: "secondary small", text: label, "aria-label": name });
+  const show = (armed) => {
+    button.textContent = armed ? question : label;
+    button.classList.toggle("danger", armed);
+  };
+  const isArmed = () => (armedUntil.get(name) || 0) > Date.now();
+  show(isArmed());
+  if (isArmed()) setTimeout(() => show(isArmed()), armedUntil.get(name) - Date.now() + 10);
   button.addEventListener("click", () => {
-    if (!armed) {
-      button.textContent = question;
-      button.classList.add("danger");
-      armed = setTimeout(() => { armed = null; button.textContent = label; button.classList.remove("danger"); }, 6000);
+    if (!isArmed()) {
+      armedUntil.set(name, Date.now() + ARMED_MS);
+      show(true);
+      setTimeout(() => show(isArmed()), ARMED_MS + 10);
       return;
     }
-    clearTimeout(armed);
-    armed = null;
+    armedUntil.delete(name);
+    show(false);
     act();
   });
   return button;
@@ -78,16 +89,14 @@ function row(m) {
     }
   }
   if (m.answers) {
-    const back = confirming("Send answers back", `Discard ${m.answers} answer${m.answers === 1 ? "" : "s"}?`, () =>
+    const back = confirming("Send answers back", `Discard ${m.answers} answer${m.answers === 1 ? "" : "s"}?`, `Send ${m.username}'s answers back`, () =>
       run("relabel", () => api("POST", `/api/v1/projects/${projectId}/annotators/${encodeURIComponent(m.username)}/relabel/`),
         ({ data }) => `${data.requeued} task${data.requeued === 1 ? "" : "s"} of ${m.username} went back to the queue (accepted batches keep their answers).`));
-    back.setAttribute("aria-label", `Send ${m.username}'s answers back`);
     actions.append(back);
   }
-  const remove = confirming("Remove", `Remove ${m.username}?`, () =>
+  const remove = confirming("Remove", `Remove ${m.username}?`, `Remove ${m.username}`, () =>
     run("remove", () => api("DELETE", `/api/v1/projects/${projectId}/members/${encodeURIComponent(m.username)}/`),
       () => `${m.username} is no longer a member; their answers stay.`));
-  remove.setAttribute("aria-label", `Remove ${m.username}`);
   actions.append(remove);
   return el("tr", { "data-username": m.username },
     el("th", { scope: "row", text: m.username }),
@@ -100,9 +109,14 @@ function row(m) {
   );
 }
 
+// Loads can overlap (a change's reload and the page's own); only the newest one draws the table.
+let loads = 0;
+
 async function load() {
+  const mine = ++loads;
   try {
     const { data } = await api("GET", `/api/v1/projects/${projectId}/annotators/`);
+    if (mine !== loads) return;
     tbody.replaceChildren(...data.map(row));
     if (data.length === 1) {
       tbody.append(el("tr", {}, el("td", { colspan: "7", class: "muted",

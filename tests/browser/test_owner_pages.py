@@ -57,6 +57,11 @@ def test_members_page_says_which_button_to_click_and_keeps_the_last_owner(page, 
     remove = page.get_by_role("button", name="Remove alice")
     remove.click()
     expect(remove).to_have_text("Remove alice?")
+    # The table is redrawn after every change; the question asked survives the redraw.
+    page.get_by_label("Role of dave").select_option("reviewer")
+    expect(page.locator("#list-status")).to_contain_text("dave is now a reviewer")
+    expect(page.get_by_label("Role of dave")).to_have_value("reviewer")
+    expect(remove).to_have_text("Remove alice?")
     remove.click()
     expect(page.locator("#list-errors")).to_contain_text("last owner")
     assert Membership.objects.filter(project=project).count() == 4
