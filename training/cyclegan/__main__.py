@@ -10,6 +10,7 @@ import argparse
 import json
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -58,20 +59,31 @@ def main(argv: list[str] | None = None) -> None:
     except (TypeError, ValueError) as exc:  # an unknown key, or a value the config refuses
         parser.error(f"--config: {exc}")
     data = Domains(list_images(args.folder_a), list_images(args.folder_b))
+    distributed = dist.is_initialized()
     try:
         result = train(cfg, data, args.out, print_log, lambda: False, resume_from=args.resume)
-        if dist.is_initialized():
+        if distributed:
             # Every rank waits here until rank 0 has written its last checkpoint: a rank that tore the gloo
             # group down while its peer still used it aborted ("terminate called without an active exception").
             dist.barrier()
     finally:
-        if dist.is_initialized():
+        if distributed:
             dist.destroy_process_group()
     if result.checkpoint is not None:
         print(f"{result.stopped} at step {result.step}; checkpoint {result.checkpoint}")
-    if math.isnan(sum(result.losses.values() or [0.0])):
-        raise SystemExit("losses became NaN")
-
+    failed = math.isnan(sum(result.losses.values() or [0.0]))
+    if failed:
+        print("losses became NaN", file=sys.stderr)
+    if distributed:
+        # The rank's work is written and its group destroyed. Leave without the interpreter's teardown:
+        # under load a rank sometimes aborted there (SIGABRT, "terminate called without an active
+        # exception") while gloo's and autograd's native threads were destroyed after Python's own
+        # state, turning a finished run into a failed one for torchrun.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(1 if failed else 0)
+    if failed:
+        raise SystemExit(1)
 
 if __name__ == "__main__":
     main()
