@@ -270,6 +270,23 @@ def test_a_pixel_judge_scores_each_pixel_from_its_own_colour_and_weighs_into_the
         CycleGANConfig(pixel_d=-1.0)
 
 
+def test_the_cycle_blur_keeps_flat_colour_and_forgives_only_fine_detail() -> None:
+    from training.cyclegan.model import l1_loss, low_pass
+
+    flat = torch.full((1, 3, 16, 16), 0.3)
+    assert torch.equal(low_pass(flat, 0.0), flat)  # off: the paper's L1 exactly
+    assert torch.allclose(low_pass(flat, 2.0), flat, atol=1e-6)  # a colour is kept, borders too
+    torch.manual_seed(0)
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    detail = torch.randn(1, 3, 32, 32).sign() * 0.2  # pixel-level texture: what smoothing drops
+    shifted = image + 0.2  # a colour change: what a grade makes
+    assert l1_loss(low_pass(image + detail, 1.5), low_pass(image, 1.5)) < 0.3 * l1_loss(image + detail, image)
+    assert l1_loss(low_pass(shifted, 1.5), low_pass(image, 1.5)) == pytest.approx(0.2, abs=1e-4)
+    with pytest.raises(ConfigError, match="cycle_blur"):
+        CycleGANConfig(cycle_blur=-1.0)
+    assert CycleGANConfig(recipe="paper").cycle_blur == 0.0
+
+
 def test_patch_discriminator_scores_70px_patches() -> None:
     # n_layers 3: three stride-2 convs then two stride-1 4x4 convs -> 256 px in, 30 x 30 patch scores out.
     assert PatchDiscriminator(ndf=8)(torch.randn(1, 3, 256, 256)).shape == (1, 1, 30, 30)
@@ -403,7 +420,7 @@ def test_a_residual_resize_run_saves_generators_that_load_and_translate(domains:
 def test_a_run_with_every_data_efficiency_option_is_finite_and_its_checkpoint_loads(domains: Domains,
                                                                                    tmp_path: Path) -> None:
     cfg = tiny(recipe="small-data", diffaug="color,translation,cutout", spectral_norm=True, r1_gamma=1.0,
-               lr_d_ratio=0.5, lambda_identity=0.1, pixel_d=1.0)
+               lr_d_ratio=0.5, lambda_identity=0.1, pixel_d=1.0, cycle_blur=1.0)
     logs: list[dict] = []
     result = train(cfg, domains, tmp_path / "run", logs.append, lambda: False)
     assert result.stopped == "completed"

@@ -24,9 +24,10 @@ DIFFAUG_POLICIES = ("none", "translation", "translation,cutout", "color,translat
 # what docs/BENCHMARKS.md ("Small splits") measured to learn more from a few hundred images per domain.
 RECIPES: dict[str, dict[str, Any]] = {
     "paper": {"residual": False, "colour_head": False, "lambda_identity": 0.5, "diffaug": "none",
-              "spectral_norm": False, "r1_gamma": 0.0, "lr_d_ratio": 1.0, "pixel_d": 0.0},
+              "spectral_norm": False, "r1_gamma": 0.0, "lr_d_ratio": 1.0, "pixel_d": 0.0, "cycle_blur": 0.0},
     "small-data": {"residual": True, "colour_head": True, "lambda_identity": 0.1, "diffaug": "none",
-                   "spectral_norm": False, "r1_gamma": 0.0, "lr_d_ratio": 1.0, "pixel_d": 1.0},
+                   "spectral_norm": False, "r1_gamma": 0.0, "lr_d_ratio": 1.0, "pixel_d": 1.0,
+                   "cycle_blur": 0.0},
 }
 
 
@@ -124,6 +125,12 @@ class CycleGANConfig:
     pixel_d: float | None = knob(None, float, min=0, max=100, nullable=True,
                                  help="weight of a per-pixel colour discriminator beside the PatchGAN "
                                       "(default: the recipe's; paper: 0, none)")
+    # Off in the paper, and not from a paper: the cycle and identity terms compare Gaussian-blurred
+    # images (this sigma, in pixels), so a translation may drop detail no inverse could restore
+    # (smoothing, posterisation) without paying the L1 term's fixed slope for every pixel it changes.
+    cycle_blur: float | None = knob(None, float, min=0, max=8, nullable=True,
+                                    help="sigma in pixels of a blur before the cycle and identity L1 "
+                                         "(default: the recipe's; paper: 0, off)")
     # Optimisation: Adam, lr constant for `epochs`, then linear decay to 0 over `decay_epochs`.
     lr: float = knob(2e-4, float, min=1e-7, max=0.1, help="Adam learning rate (default 2e-4)")
     # 1 in the paper. The discriminators' lr is lr * lr_d_ratio: below 1, a slower discriminator, the

@@ -16,6 +16,7 @@ Torch only: nothing in cyclegan/ imports Django, so it runs under torchrun or a 
 
 from __future__ import annotations
 
+import math
 import random
 from typing import NamedTuple
 
@@ -343,6 +344,22 @@ def lsgan_loss(prediction: Scores, target_is_real: bool, pixel_weight: float = 1
 def l1_loss(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Mean absolute error in fp32, for the cycle (eq. 2) and identity terms."""
     return (x.float() - y.float()).abs().mean()
+
+
+def low_pass(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Gaussian blur of each channel (kernel 2 * ceil(2 sigma) + 1, reflected borders); sigma 0 returns x.
+    Differentiable, for the `cycle_blur` terms."""
+    if not sigma:
+        return x
+    radius = max(1, math.ceil(2 * sigma))
+    radius = min(radius, (min(x.shape[-2:]) - 1))
+    taps = torch.arange(-radius, radius + 1, dtype=torch.float32, device=x.device)
+    kernel = torch.exp(-0.5 * (taps / sigma) ** 2)
+    kernel = (kernel / kernel.sum()).to(x.dtype)
+    channels = x.shape[1]
+    x = nn.functional.pad(x, (radius, radius, radius, radius), mode="reflect")
+    x = nn.functional.conv2d(x, kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1), groups=channels)
+    return nn.functional.conv2d(x, kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1), groups=channels)
 
 
 def lr_factor(step: int, steps_per_epoch: int, epochs: int, decay_epochs: int) -> float:

@@ -44,6 +44,7 @@ from .model import (
     Scores,
     build_networks,
     l1_loss,
+    low_pass,
     lr_factor,
     lsgan_loss,
     seed_everything,
@@ -281,6 +282,10 @@ def generator_step(cfg: CycleGANConfig, loop: LoopModules, optim: Optimisation, 
     Returns the generators' losses and the fakes (fake A, fake B) for the discriminator step."""
     loop.nets.D_a.requires_grad_(False)
     loop.nets.D_b.requires_grad_(False)
+
+    def blur(x: torch.Tensor) -> torch.Tensor:
+        return low_pass(x, cfg.cycle_blur or 0.0)
+
     with run.autocast():
         fake_b = loop.G_ab(real_a)  # G(a)
         rec_a = loop.G_ba(fake_b)  # F(G(a)) ~ a
@@ -289,13 +294,13 @@ def generator_step(cfg: CycleGANConfig, loop: LoopModules, optim: Optimisation, 
         losses = {
             "G_ab_gan": lsgan_loss(loop.frozen_D_b(loop.augment(fake_b)), True, cfg.pixel_d),
             "G_ba_gan": lsgan_loss(loop.frozen_D_a(loop.augment(fake_a)), True, cfg.pixel_d),
-            "cycle_aba": l1_loss(rec_a, real_a) * cfg.lambda_cycle,
-            "cycle_bab": l1_loss(rec_b, real_b) * cfg.lambda_cycle,
+            "cycle_aba": l1_loss(blur(rec_a), blur(real_a)) * cfg.lambda_cycle,
+            "cycle_bab": l1_loss(blur(rec_b), blur(real_b)) * cfg.lambda_cycle,
         }
         if cfg.lambda_identity:  # G should leave an image already in B unchanged (paper 5.2)
             weight = cfg.lambda_cycle * cfg.lambda_identity
-            losses["G_ab_idt"] = l1_loss(loop.G_ab(real_b), real_b) * weight
-            losses["G_ba_idt"] = l1_loss(loop.G_ba(real_a), real_a) * weight
+            losses["G_ab_idt"] = l1_loss(blur(loop.G_ab(real_b)), blur(real_b)) * weight
+            losses["G_ba_idt"] = l1_loss(blur(loop.G_ba(real_a)), blur(real_a)) * weight
         else:
             losses["G_ab_idt"] = losses["G_ba_idt"] = torch.zeros((), device=run.device)
         total = sum(losses.values())
