@@ -313,7 +313,7 @@ def run_case(mapping: str, size: int, steps: int, reference: Path | None, overri
 
 
 RECIPE_KEYS = ("recipe", "residual", "colour_head", "lambda_identity", "diffaug", "spectral_norm", "r1_gamma",
-               "lr_d_ratio", "pixel_d", "n_layers_d", "lr", "lambda_cycle")
+               "lr_d_ratio", "pixel_d", "n_layers_d", "lr", "lambda_cycle", "cycle_blur", "upsample")
 
 
 def check_targets(results: dict[tuple[str, int], dict[str, Row]], steps: int) -> list[str]:
