@@ -219,13 +219,6 @@ def _weights_path(job: FeatureJob) -> Path:
     return storage.local_copy(job.weights, immutable=True)  # the name carries a random token: never rewritten
 
 
-def _written(name: str) -> Path:
-    """Where to write the stored file `name` before `storage.publish(name)`."""
-    path = storage.work_path(name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 def _train(job: FeatureJob, assets: list[tuple[int, str]], kind: str) -> tuple[Any, dict[str, Any], int, int]:
     from . import featurenet
 
@@ -241,7 +234,7 @@ def _train(job: FeatureJob, assets: list[tuple[int, str]], kind: str) -> tuple[A
         extra = {"kind": kind, "size": BACKBONE_SIZE, "mean": mean, "components": components, "weights": name}
         torch = _torch()
         torch.save({"mean": torch.from_numpy(mean), "components": torch.from_numpy(components), "size": BACKBONE_SIZE},
-                   _written(name))
+                   storage.work_path(name))
         storage.publish(name)
         return backbone, extra, version, 0
     choices = choice_order(project_id)
@@ -264,7 +257,7 @@ def _train(job: FeatureJob, assets: list[tuple[int, str]], kind: str) -> tuple[A
                                  seed=project_id, on_step=progress)
     extra = {"kind": kind, "size": size, "dim": EMBEDDING_DIM, "classes": len(choices) if (labels >= 0).any() else 0,
              "weights": name}
-    featurenet.save(_written(name), model, {k: v for k, v in extra.items() if k != "weights"})
+    featurenet.save(storage.work_path(name), model, {k: v for k, v in extra.items() if k != "weights"})
     storage.publish(name)
     return model, extra, version, int((labels >= 0).sum())
 

@@ -201,8 +201,7 @@ def approve_split(*, split: Split, approved_by: AbstractBaseUser) -> Split:
 
 def read_manifest(split: Split) -> bytes:
     """The stored manifest, checked against the recorded hash (a changed file is an error, not data)."""
-    with storage.reaching(f"read the manifest of split v{split.version}"), \
-            storage.media().open(manifest_name(split), "rb") as handle:
+    with storage.opened(manifest_name(split), f"the manifest of split v{split.version}") as handle:
         data = handle.read()
     if hashlib.sha256(data).hexdigest() != split.manifest_sha256:
         raise IllegalTransition(f"the stored manifest of split v{split.version} does not match its recorded sha256")

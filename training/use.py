@@ -73,9 +73,7 @@ def export_weights(*, checkpoint: Checkpoint) -> str:
 
     name = f"{checkpoint.run.storage_prefix}/exports/step_{checkpoint.step:08d}-generators.pt"
     if not storage.exists(name):
-        target = storage.work_path(name)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        export_generators(local_path(checkpoint.file.name), target)
+        export_generators(local_path(checkpoint.file.name), storage.work_path(name))
         storage.publish(name)
     return name
 
@@ -203,7 +201,7 @@ def _write_augmentation(augmentation: Augmentation) -> str:
         items = []
         with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_STORED) as archive:
             for index, (sha256, file_name, task_id) in enumerate(sources, start=1):
-                with storage.media().open(file_name, "rb") as handle:
+                with storage.opened(file_name, f"the image {file_name}") as handle:
                     image = Image.open(handle).convert("RGB")
                 scale = size / min(image.size)
                 image = image.resize((max(round(image.width * scale), size), max(round(image.height * scale), size)),

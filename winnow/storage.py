@@ -108,11 +108,16 @@ def put(name: str, write: Callable[[IO[bytes]], object], *, prefix: str = ".tmp-
         write(spool)
         size = spool.seek(0, os.SEEK_END)
         spool.seek(0)
-        with reaching(f"store {name}"):
-            saved = storage.save(name, File(spool, name=name))
+        _save(name, spool)
+    return size
+
+
+def _save(name: str, handle: IO[bytes]) -> None:
+    """Upload `handle` as `name` to the (object) storage, which must replace rather than rename."""
+    with reaching(f"store {name}"):
+        saved = media().save(name, File(handle, name=name))
     if saved != name:
         raise ImproperlyConfigured(f"the media storage saved {name} as {saved}: it must replace files (file_overwrite)")
-    return size
 
 
 def put_bytes(name: str, data: bytes) -> int:
@@ -154,20 +159,31 @@ def cache_path(name: str) -> Path:
 
 def work_path(name: str) -> Path:
     """Where to write a file (or folder) that will be stored as `name` by `publish`: in place on a folder
-    storage, in the local cache otherwise."""
+    storage, in the local cache otherwise. Its parent folder exists."""
     check_name(name)
-    return Path(media().path(name)) if local_root() is not None else cache_path(name)
+    path = Path(media().path(name)) if local_root() is not None else cache_path(name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
 
 
 def publish(name: str) -> None:
     """Store the file written at `work_path(name)` under `name`; on a folder storage it is there already."""
     if local_root() is not None:
         return
-    storage, path = media(), cache_path(name)
-    with reaching(f"store {name}"), path.open("rb") as handle:
-        storage.save(name, File(handle, name=name))
-        modified = storage.get_modified_time(name).timestamp()
+    path = cache_path(name)
+    with path.open("rb") as handle:
+        _save(name, handle)
+    with reaching(f"read {name}"):
+        modified = media().get_modified_time(name).timestamp()
     os.utime(path, (modified, modified))  # the cached copy is the stored version: no fetch back
+
+
+@contextlib.contextmanager
+def opened(name: str, what: str | None = None) -> Iterator[IO[bytes]]:
+    """The stored file `name` opened for reading; an object storage error is StorageUnavailable (saying
+    `what` was being read), a missing file FileNotFoundError."""
+    with reaching(f"read {what or name}"), media().open(check_name(name), "rb") as handle:
+        yield handle
 
 
 def local_copy(name: str, *, immutable: bool = False) -> Path:
@@ -187,7 +203,8 @@ def local_copy(name: str, *, immutable: bool = False) -> Path:
     with reaching(f"read {name}"):
         size = storage.size(name)  # FileNotFoundError when it is not stored
         modified = storage.get_modified_time(name).timestamp()
-        if path.is_file() and path.stat().st_size == size and path.stat().st_mtime == modified:
+        cached = path.stat() if path.is_file() else None
+        if cached is not None and cached.st_size == size and cached.st_mtime == modified:
             return path
         with storage.open(name, "rb") as handle:
             atomic_write(path, lambda out: shutil.copyfileobj(_body(handle), out, COPY_CHUNK))

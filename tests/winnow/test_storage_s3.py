@@ -95,7 +95,7 @@ def test_put_replaces_whole_files_and_local_copies_follow_the_stored_version(s3_
     assert storage.exists("runs/1-key/checkpoints/step_1.pt")
 
     target = storage.work_path("runs/1-key/samples/step_2.png")
-    target.parent.mkdir(parents=True)
+    assert target.parent.is_dir()  # work_path makes the folder to write into
     target.write_bytes(b"png")
     storage.publish("runs/1-key/samples/step_2.png")
     assert s3_media.read("runs/1-key/samples/step_2.png") == b"png"
