@@ -118,3 +118,31 @@ def test_a_write_that_fails_stores_nothing(s3_media: S3Media) -> None:
     with pytest.raises(RuntimeError, match="query failed"):
         storage.put("exports/1/export-1-x.json", half)
     assert s3_media.keys() == []
+
+
+def test_reads_and_uploads_name_what_failed_when_the_s3_server_stops(settings: Any) -> None:
+    from moto.server import ThreadedMotoServer
+
+    from winnow.exceptions import StorageUnavailable
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        media = S3Media(f"http://127.0.0.1:{port}", "winnow-outage")
+        media.client.create_bucket(Bucket=media.bucket)
+        settings.STORAGES = {**settings.STORAGES, "default": media.storage_settings()}
+        storage.put_bytes("splits/1/v1.json", b"{}")
+        with storage.opened("splits/1/v1.json", "the manifest of split v1") as handle:
+            assert handle.read() == b"{}"
+        with pytest.raises(FileNotFoundError), storage.opened("splits/1/v2.json") as handle:
+            handle.read()
+        storage.work_path("runs/2-key/samples/step_1.png").write_bytes(b"png")
+    finally:
+        server.stop()
+    with pytest.raises(StorageUnavailable, match="could not read the manifest of split v1"):
+        with storage.opened("splits/1/v1.json", "the manifest of split v1") as handle:
+            handle.read()
+    with pytest.raises(StorageUnavailable, match="could not store runs/2-key/samples/step_1.png"):
+        storage.publish("runs/2-key/samples/step_1.png")
+    assert (settings.WINNOW_MEDIA_CACHE / "runs/2-key/samples/step_1.png").read_bytes() == b"png"  # kept to retry
