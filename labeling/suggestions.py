@@ -15,14 +15,15 @@ times in ten on gold.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from winnow import jobs as background
@@ -112,11 +113,36 @@ def run_refit(*, fit_id: int) -> None:
     """Fit the suggestion model on the project's labels and write every queued task's suggestion.
 
     A background job: claimed once (a redelivered message does nothing), failed with the reason if it
-    raises. Suggestions are replaced in one transaction, so a page never sees half of them."""
+    raises. Suggestions are replaced in one transaction, so a page never sees half of them. A project's
+    fits run one after another (`refit_lock`), so the last to read the labels is the last to write."""
     if not SuggestionFit.objects.claim(fit_id):
         return
     fit = SuggestionFit.objects.get(pk=fit_id)
-    background.run_claimed(background.JobBeat(SuggestionFit, fit_id), lambda: _refit(fit))
+
+    def work() -> None:
+        with refit_lock(fit.project_id):
+            _refit(fit)
+
+    background.run_claimed(background.JobBeat(SuggestionFit, fit_id), work)
+
+
+# pg_advisory_xact_lock(key1, key2): this module's key1, the project id as key2.
+REFIT_LOCK_KEY = 0x57524631  # "WRF1"
+
+
+@contextlib.contextmanager
+def refit_lock(project_id: int) -> Iterator[None]:
+    """Wait for the project's other refit, if one is running, and hold the project until this one is done.
+
+    A PostgreSQL advisory lock of a transaction round the whole refit: released when it commits or rolls
+    back, or when a killed worker's connection closes, and safe behind a transaction-mode pooler, where a
+    session's lock could outlive its client. Each statement inside still reads what is committed when it
+    runs. Without it, two workers fitting at once could finish in the wrong order and an older fit's
+    suggestions replace a newer one's."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [REFIT_LOCK_KEY, project_id])
+        yield
 
 
 def _refit(fit: SuggestionFit) -> None:

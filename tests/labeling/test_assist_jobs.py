@@ -3,11 +3,13 @@ results and their refusals (no images, a missing or bad weights file)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 from django.conf import settings
+from django.db import connection
 from django.test import override_settings
 
 from labeling import features, suggestions, vectors
@@ -43,6 +45,40 @@ def test_an_upload_queues_the_embedding_job_which_refits_the_suggestions(celery_
     fit = wait_for(refitted, timeout=60, what="the suggestion refit after the last embedding")
     assert fit.gold == 18 and Suggestion.objects.filter(batch=pile["batch"]).count() == queued == 18
     assert fit.heldout == 18 and 0 <= fit.heldout_correct <= 18
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refit_waits_for_the_projects_running_refit_then_reads_the_labels_as_they_are_then(planted):
+    pile = planted(gold=12, production=12)
+    project = pile["project"]
+    _, first = assist_now(project)
+    assert first.suggested == 12
+    fit = SuggestionFit.objects.create(project=project)
+    finished = threading.Event()
+
+    def another_worker() -> None:
+        try:
+            suggestions.run_refit(fit_id=fit.pk)
+        finally:
+            connection.close()
+            finished.set()
+
+    with suggestions.refit_lock(project.pk):  # a refit of this project is running elsewhere
+        thread = threading.Thread(target=another_worker)
+        thread.start()
+        assert not finished.wait(1.5)  # claimed, and waiting for the running one
+        fit.refresh_from_db()
+        assert fit.status == AssistJobStatus.RUNNING
+        # While it waits, the running refit's world changes: a queued task is answered.
+        answered = pile["batch"].tasks.filter(status=TaskStatus.QUEUED).first()
+        answered.status = TaskStatus.COMPLETED
+        answered.save(update_fields=["status"])
+    assert finished.wait(60)
+    thread.join()
+    fit.refresh_from_db()
+    assert fit.status == AssistJobStatus.DONE and fit.suggested == 11  # it read the labels after the wait
+    assert not Suggestion.objects.filter(task=answered).exists()
+    assert Suggestion.objects.filter(batch=pile["batch"]).count() == 11
 
 
 def test_the_job_embeds_every_image_once_with_unit_vectors_and_the_next_run_only_the_new_ones(planted, make_batch):
