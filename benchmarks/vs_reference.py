@@ -51,8 +51,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from training.cyclegan.config import CycleGANConfig  # noqa: E402
 from training.cyclegan.data import Domains  # noqa: E402
-from training.cyclegan.infer import translate  # noqa: E402
-from training.cyclegan.model import ResnetGenerator, build_generator  # noqa: E402
+from training.cyclegan.infer import load_generator, translate  # noqa: E402
+from training.cyclegan.model import ResnetGenerator  # noqa: E402
 from training.cyclegan.train import train  # noqa: E402
 from training.evaluation.known_mapping import (  # noqa: E402
     ColourTransfer,
@@ -120,11 +120,8 @@ def train_winnow(cfg: CycleGANConfig, folders: tuple[Path, Path], out: Path, ste
     result = train(cfg, data, out, on_log, should_stop)
     seconds = time.monotonic() - started
     assert result.checkpoint is not None
-    state = torch.load(result.checkpoint, map_location="cpu", weights_only=True)
-    g_ab, g_ba = build_generator(cfg, "AB"), build_generator(cfg, "BA")
-    g_ab.load_state_dict(state["G_ab"])
-    g_ba.load_state_dict(state["G_ba"])
-    return g_ab.eval(), g_ba.eval(), result.step, seconds, result.losses
+    g_ab, g_ba = load_generator(result.checkpoint, "AB"), load_generator(result.checkpoint, "BA")
+    return g_ab, g_ba, result.step, seconds, result.losses
 
 
 def scored(name: str, g_ab: torch.nn.Module, g_ba: torch.nn.Module, data: KnownMappingSet, **extra: Any) -> Row:
@@ -313,7 +310,7 @@ def run_case(mapping: str, size: int, steps: int, reference: Path | None, overri
 
 
 RECIPE_KEYS = ("recipe", "residual", "colour_head", "lambda_identity", "diffaug", "spectral_norm", "r1_gamma",
-               "lr_d_ratio", "pixel_d", "n_layers_d", "lr", "lambda_cycle", "cycle_blur", "upsample")
+               "lr_d_ratio", "pixel_d", "n_layers_d", "lr", "lambda_cycle", "cycle_blur", "upsample", "ema_decay")
 
 
 def check_targets(results: dict[tuple[str, int], dict[str, Row]], steps: int) -> list[str]:

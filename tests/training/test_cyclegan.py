@@ -440,6 +440,40 @@ def test_a_run_with_every_data_efficiency_option_is_finite_and_its_checkpoint_lo
     assert resumed.step > result.step
 
 
+def test_the_generator_average_follows_the_weights_and_is_what_a_run_translates_with(domains: Domains,
+                                                                                     tmp_path: Path) -> None:
+    from training.cyclegan.model import GeneratorAverage, build_networks
+
+    assert CycleGANConfig().ema_decay == 0.0 == CycleGANConfig(recipe="small-data").ema_decay  # off in both recipes
+    with pytest.raises(ConfigError, match="ema_decay"):
+        CycleGANConfig(ema_decay=1.0)  # an average that never moves
+    nets = build_networks(tiny())
+    average = GeneratorAverage(nets, 0.9)
+    for kept, weight in zip(average.G_ab.parameters(), nets.G_ab.parameters(), strict=True):
+        assert torch.equal(kept, weight) and kept is not weight and not kept.requires_grad
+    before = [p.clone() for p in average.G_ab.parameters()]
+    with torch.no_grad():
+        for weight in nets.G_ab.parameters():
+            weight.add_(1.0)
+    average.update(nets)
+    followed = zip(average.G_ab.parameters(), before, strict=True)
+    assert all(torch.allclose(kept, old + 0.1, atol=1e-6) for kept, old in followed)
+    untouched = zip(average.G_ba.parameters(), nets.G_ba.parameters(), strict=True)
+    assert all(torch.equal(kept, weight) for kept, weight in untouched)
+    # A run with an average: its checkpoint keeps it beside the trained weights, and inference and the
+    # export use the average.
+    result = train(tiny(ema_decay=0.5), domains, tmp_path / "run", lambda m: None, lambda: False)
+    state = checkpoint.read(result.checkpoint)
+    kept, trained = state["G_average"]["G_ab"], state["G_ab"]
+    assert set(kept) == set(trained) and not all(torch.equal(kept[name], trained[name]) for name in kept)
+    generator = load_generator(result.checkpoint, "AB")
+    assert all(torch.equal(value, kept[name]) for name, value in generator.state_dict().items())
+    exported = checkpoint.read(export_generators(result.checkpoint, tmp_path / "weights.pt"))
+    assert set(exported) == {"format", "config", "step", "G_ab", "G_ba"}
+    assert all(torch.equal(exported["G_ab"][name], kept[name]) for name in kept)
+    assert (tmp_path / "run" / "samples" / "step_00000006.png").is_file()
+
+
 def test_resume_continues_at_the_saved_step(domains: Domains, tmp_path: Path) -> None:
     polls = 0
 
@@ -460,10 +494,13 @@ def test_resume_continues_at_the_saved_step(domains: Domains, tmp_path: Path) ->
     assert checkpoint.read(second.checkpoint)["sched_G"]["last_epoch"] == 6
 
 
-def test_a_resumed_run_ends_exactly_where_an_unbroken_one_does(domains: Domains, tmp_path: Path) -> None:
-    """Weights, optimisers, schedules, RNG, data order and the discriminators' pools of past fakes all
-    come back from the checkpoint, so stopping and resuming changes nothing."""
-    unbroken = train(tiny(pool_size=4), domains, tmp_path / "unbroken", lambda m: None, lambda: False)
+@pytest.mark.parametrize("ema_decay", [0.0, 0.5])
+def test_a_resumed_run_ends_exactly_where_an_unbroken_one_does(domains: Domains, tmp_path: Path,
+                                                              ema_decay: float) -> None:
+    """Weights, optimisers, schedules, RNG, data order, the discriminators' pools of past fakes and the
+    generators' average all come back from the checkpoint, so stopping and resuming changes nothing."""
+    unbroken = train(tiny(pool_size=4, ema_decay=ema_decay), domains, tmp_path / "unbroken", lambda m: None,
+                     lambda: False)
     polls = 0
 
     def stop_after_three() -> bool:
@@ -471,15 +508,21 @@ def test_a_resumed_run_ends_exactly_where_an_unbroken_one_does(domains: Domains,
         polls += 1
         return polls > 3
 
-    first = train(tiny(pool_size=4), domains, tmp_path / "broken", lambda m: None, stop_after_three)
+    first = train(tiny(pool_size=4, ema_decay=ema_decay), domains, tmp_path / "broken", lambda m: None,
+                  stop_after_three)
     saved = checkpoint.read(first.checkpoint)["pools"]
     assert saved["A"].shape[0] == saved["B"].shape[0] == 4  # 3 steps x batch 2, capped at the pool size
-    resumed = train(tiny(pool_size=4), domains, tmp_path / "broken", lambda m: None, lambda: False,
-                    resume_from=first.checkpoint)
+    resumed = train(tiny(pool_size=4, ema_decay=ema_decay), domains, tmp_path / "broken", lambda m: None,
+                    lambda: False, resume_from=first.checkpoint)
     assert resumed.step == unbroken.step == 6
     for key in ("G_ab", "G_ba", "D_a", "D_b"):
         expected, got = checkpoint.read(unbroken.checkpoint)[key], checkpoint.read(resumed.checkpoint)[key]
         assert all(torch.equal(expected[name], got[name]) for name in expected), key
+    expected, got = checkpoint.read(unbroken.checkpoint), checkpoint.read(resumed.checkpoint)
+    assert ("G_average" in expected) == ("G_average" in got) == bool(ema_decay)
+    for key in ("G_ab", "G_ba") if ema_decay else ():
+        average, again = expected["G_average"][key], got["G_average"][key]
+        assert all(torch.equal(average[name], again[name]) for name in average), key
 
 
 def test_a_checkpoint_without_pools_still_resumes(domains: Domains, tmp_path: Path) -> None:

@@ -3,7 +3,8 @@
 The dict (format `winnow-cyclegan/1`): `config`, the four networks `G_ab`, `G_ba`, `D_a`, `D_b`
 (saved from the uncompiled, unwrapped modules, so the keys are portable), `opt_G`, `opt_D`,
 `sched_G`, `sched_D`, `scaler`, `step`, `epoch`, `steps_per_epoch`, `elapsed_s`, the discriminators'
-image `pools` and the `rng` state. Restoring all of it makes a stopped and resumed run end with
+image `pools`, the `rng` state and, for a run with `ema_decay`, `G_average` (the moving average of
+both generators' weights, `{"G_ab": ..., "G_ba": ...}`, which inference and exports use). Restoring all of it makes a stopped and resumed run end with
 exactly the weights of one that never stopped. A generator export (infer.py) is the same dict with
 only `format`, `config`, `G_ab`, `G_ba` and `step`.
 
@@ -61,7 +62,7 @@ def save(path: Path, *, cfg: CycleGANConfig, nets: Networks, optimisation: Mappi
     write(path, {
         "config": cfg.to_dict(),
         **{name: net.state_dict() for name, net in nets._asdict().items()},
-        **{key: optimisation[key].state_dict() for key in OPTIMISATION_KEYS},
+        **{key: stateful.state_dict() for key, stateful in optimisation.items()},  # OPTIMISATION_KEYS, G_average
         "step": step,
         "epoch": step // steps_per_epoch,
         "steps_per_epoch": steps_per_epoch,

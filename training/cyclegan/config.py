@@ -24,10 +24,11 @@ DIFFAUG_POLICIES = ("none", "translation", "translation,cutout", "color,translat
 # what docs/BENCHMARKS.md ("Small splits") measured to learn more from a few hundred images per domain.
 RECIPES: dict[str, dict[str, Any]] = {
     "paper": {"residual": False, "colour_head": False, "lambda_identity": 0.5, "diffaug": "none",
-              "spectral_norm": False, "r1_gamma": 0.0, "lr_d_ratio": 1.0, "pixel_d": 0.0, "cycle_blur": 0.0},
+              "spectral_norm": False, "r1_gamma": 0.0, "lr_d_ratio": 1.0, "pixel_d": 0.0, "cycle_blur": 0.0,
+              "ema_decay": 0.0},
     "small-data": {"residual": True, "colour_head": True, "lambda_identity": 0.1, "diffaug": "none",
                    "spectral_norm": False, "r1_gamma": 0.0, "lr_d_ratio": 1.0, "pixel_d": 1.0,
-                   "cycle_blur": 0.0},
+                   "cycle_blur": 0.0, "ema_decay": 0.0},
 }
 
 
@@ -131,6 +132,12 @@ class CycleGANConfig:
     cycle_blur: float | None = knob(None, float, min=0, max=8, nullable=True,
                                     help="sigma in pixels of a blur before the cycle and identity L1 "
                                          "(default: the recipe's; paper: 0, off)")
+    # Off in the paper. Above 0: an exponential moving average of the generators' weights with this decay
+    # (Yazici et al. 2019), updated every step, is what the run translates with (samples, exports,
+    # evaluations); checkpoints keep it beside the trained weights.
+    ema_decay: float | None = knob(None, float, min=0, max=0.9999, nullable=True,
+                                   help="decay of a moving average of the generators' weights, which the run "
+                                        "translates with; 0 = off (default: the recipe's; paper: 0)")
     # Optimisation: Adam, lr constant for `epochs`, then linear decay to 0 over `decay_epochs`.
     lr: float = knob(2e-4, float, min=1e-7, max=0.1, help="Adam learning rate (default 2e-4)")
     # 1 in the paper. The discriminators' lr is lr * lr_d_ratio: below 1, a slower discriminator, the

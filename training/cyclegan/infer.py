@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -17,19 +18,27 @@ MIN_TRANSLATE_SIDE = 16
 
 
 def load_generator(checkpoint_path: str | Path, direction: str, device: str = "cpu") -> ResnetGenerator:
-    """The A->B ("AB") or B->A ("BA") generator of a checkpoint or a generator export, in eval mode."""
+    """The A->B ("AB") or B->A ("BA") generator of a checkpoint or a generator export, in eval mode: the
+    moving average of its weights when the run kept one (`ema_decay`), else the trained weights."""
     if direction not in ("AB", "BA"):
         raise ValueError('direction must be "AB" or "BA"')
     state = checkpoint.read(checkpoint_path)
     net = build_generator(CycleGANConfig.from_dict(state["config"]), direction)
-    net.load_state_dict(state["G_ab" if direction == "AB" else "G_ba"])
+    net.load_state_dict(generator_weights(state)["G_ab" if direction == "AB" else "G_ba"])
     return net.to(device).eval()
 
 
+def generator_weights(state: dict[str, Any]) -> dict[str, dict[str, torch.Tensor]]:
+    """{"G_ab": ..., "G_ba": ...}: the weights a checkpoint translates with (its average, when it has one)."""
+    return state.get("G_average") or {"G_ab": state["G_ab"], "G_ba": state["G_ba"]}
+
+
 def export_generators(checkpoint_path: str | Path, out_path: str | Path) -> Path:
-    """Write only the config and both generators (a fraction of a full checkpoint) for download."""
+    """Write only the config and both generators (a fraction of a full checkpoint) for download: the
+    weights the run translates with, so an export of an averaging run holds the average."""
     state = checkpoint.read(checkpoint_path)
-    return checkpoint.write(Path(out_path), {key: state[key] for key in ("config", "G_ab", "G_ba", "step")})
+    return checkpoint.write(Path(out_path), {"config": state["config"], "step": state["step"],
+                                             **generator_weights(state)})
 
 
 @torch.no_grad()

@@ -16,6 +16,7 @@ Torch only: nothing in cyclegan/ imports Django, so it runs under torchrun or a 
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 from typing import NamedTuple
@@ -212,6 +213,33 @@ def build_networks(cfg: CycleGANConfig) -> Networks:
         g_ab.start_at_identity()
         g_ba.start_at_identity()
     return Networks(g_ab, g_ba, build_discriminator(cfg, cfg.input_nc), build_discriminator(cfg, cfg.output_nc))
+
+
+class GeneratorAverage:
+    """An exponential moving average of both generators' weights, updated after every generator step:
+    avg <- decay * avg + (1 - decay) * weights (Yazici et al., "The Unusual Effectiveness of Averaging in
+    GAN Training", ICLR 2019; the averaged generator of Karras et al. 2018). The average smooths out
+    what the weights do from step to step as the discriminators chase them, and it is what a run with
+    `ema_decay` translates with: sample grids, exports and evaluations use it. It starts as a copy of
+    the generators it follows."""
+
+    def __init__(self, nets: Networks, decay: float) -> None:
+        self.decay = decay
+        self.G_ab = copy.deepcopy(nets.G_ab).eval().requires_grad_(False)
+        self.G_ba = copy.deepcopy(nets.G_ba).eval().requires_grad_(False)
+
+    @torch.no_grad()
+    def update(self, nets: Networks) -> None:
+        for average, net in ((self.G_ab, nets.G_ab), (self.G_ba, nets.G_ba)):
+            for kept, weight in zip(average.parameters(), net.parameters(), strict=True):
+                kept.lerp_(weight, 1 - self.decay)
+
+    def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
+        return {"G_ab": self.G_ab.state_dict(), "G_ba": self.G_ba.state_dict()}
+
+    def load_state_dict(self, state: dict[str, dict[str, torch.Tensor]]) -> None:
+        self.G_ab.load_state_dict(state["G_ab"])
+        self.G_ba.load_state_dict(state["G_ba"])
 
 
 class DiffAugment(nn.Module):

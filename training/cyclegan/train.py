@@ -39,6 +39,7 @@ from .config import CycleGANConfig
 from .data import Domains, eval_tensor, make_loader, to_model_range, to_pil
 from .model import (
     DiffAugment,
+    GeneratorAverage,
     ImagePool,
     Networks,
     Scores,
@@ -104,17 +105,25 @@ def train(
     optim = Optimisation.build(cfg, nets, run, steps_per_epoch)
     pools = {"A": ImagePool(cfg.pool_size), "B": ImagePool(cfg.pool_size)}
     elapsed_before = 0.0
+    average: GeneratorAverage | None = None
     if saved is not None:  # a resumed run's weights, optimisers, schedules, RNG and pools come back
         elapsed_before = checkpoint.restore(saved, nets=nets, optimisation=optim.states(), pools=pools,
                                             device=run.device, memory_format=run.memory_format)
-        saved = None  # free the optimiser state copies
+    if cfg.ema_decay:  # the average starts as the generators (a resumed run's, then its saved average)
+        average = GeneratorAverage(nets, cfg.ema_decay)
+        if saved is not None and "G_average" in saved:
+            average.load_state_dict(saved["G_average"])
+    saved = None  # free the optimiser state copies
+
+    def states() -> dict[str, checkpoint.Stateful]:
+        return {**optim.states(), **({"G_average": average} if average is not None else {})}
     loop = LoopModules.wrap(nets, cfg, run)
     fixed = (sample_batch(data.a, cfg.image_size, cfg.input_nc), sample_batch(data.b, cfg.image_size, cfg.output_nc))
     started = time.monotonic()
 
     def save(step: int) -> Path:
         path = out_dir / "checkpoints" / f"step_{step:08d}.pt"
-        removed = checkpoint.save(path, cfg=cfg, nets=nets, optimisation=optim.states(), pools=pools, step=step,
+        removed = checkpoint.save(path, cfg=cfg, nets=nets, optimisation=states(), pools=pools, step=step,
                                   steps_per_epoch=steps_per_epoch, elapsed_s=elapsed_before + time.monotonic() - started,
                                   keep=cfg.keep_checkpoints)
         if on_checkpoint is not None:
@@ -135,6 +144,8 @@ def train(
         real_a, real_b = (to_model_range(batch.to(run.device, non_blocking=True)).contiguous(
             memory_format=run.memory_format) for batch in next(batches))  # uint8 (B, C, H, W) -> [-1, 1]
         losses, fake_a, fake_b = generator_step(cfg, loop, optim, run, real_a, real_b)
+        if average is not None:
+            average.update(nets)
         losses |= discriminator_step(cfg, loop, optim, run, pools, real_a, real_b, fake_a, fake_b)
         optim.end_iteration()
         step += 1
@@ -146,7 +157,7 @@ def train(
                         "lr": cfg.lr * optim.schedule(step - 1),  # the rate this iteration used
                         "images_per_s": rate, **means})
         if run.is_main and (step % cfg.sample_every == 0 or step == total_steps):
-            path = save_sample(nets, run, fixed, out_dir / "samples" / f"step_{step:08d}.png")
+            path = save_sample(average or nets, run, fixed, out_dir / "samples" / f"step_{step:08d}.png")
             if on_sample is not None:
                 on_sample(path, step)
         if run.is_main and (step % cfg.checkpoint_every == 0 or step == total_steps):
@@ -387,7 +398,9 @@ def sample_batch(paths: Any, size: int, channels: int) -> torch.Tensor:
     return torch.stack([eval_tensor(p, size, channels) for p in paths[:SAMPLE_COUNT]])
 
 
-def save_sample(nets: Networks, run: Placement, fixed: tuple[torch.Tensor, torch.Tensor], path: Path) -> Path:
+def save_sample(nets: Networks | GeneratorAverage, run: Placement, fixed: tuple[torch.Tensor, torch.Tensor],
+                path: Path) -> Path:
+    """The sample grid of `fixed` through the generators a run translates with (its average, when it keeps one)."""
     with torch.no_grad(), run.autocast():
         real_a, real_b = (batch.to(run.device, memory_format=run.memory_format) for batch in fixed)
         fake_b, fake_a = nets.G_ab(real_a), nets.G_ba(real_b)
