@@ -5,9 +5,11 @@ Every test here talks to a real S3-compatible server on loopback (moto's server 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -64,19 +66,28 @@ def test_readyz_checks_the_bucket_when_s3_is_the_storage(s3_media: S3Media, sett
     assert "the bucket 'no-such-bucket' does not exist" in response.json()["failed"]["storage"]
 
 
-def test_readyz_reports_the_storage_down_when_the_s3_server_stops(settings: Any) -> None:
+@contextlib.contextmanager
+def a_server_that_stops(settings: Any, bucket: str) -> Iterator[int]:
+    """An S3 server of the test's own, with `bucket` made and chosen as the media storage, stopped when
+    the block ends (however it ends); yields its port. What the test does after the block meets a dead
+    endpoint."""
     from moto.server import ThreadedMotoServer
 
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     try:
-        media = S3Media(f"http://127.0.0.1:{port}", "winnow-readyz")
+        media = S3Media(f"http://127.0.0.1:{port}", bucket)
         media.client.create_bucket(Bucket=media.bucket)
         settings.STORAGES = {**settings.STORAGES, "default": media.storage_settings()}
-        assert Client().get("/readyz").status_code == 200
+        yield port
     finally:
         server.stop()
+
+
+def test_readyz_reports_the_storage_down_when_the_s3_server_stops(settings: Any) -> None:
+    with a_server_that_stops(settings, "winnow-readyz") as port:
+        assert Client().get("/readyz").status_code == 200
     response = Client().get("/readyz")
     assert response.status_code == 503
     failed = response.json()["failed"]
@@ -121,25 +132,15 @@ def test_a_write_that_fails_stores_nothing(s3_media: S3Media) -> None:
 
 
 def test_reads_and_uploads_name_what_failed_when_the_s3_server_stops(settings: Any) -> None:
-    from moto.server import ThreadedMotoServer
-
     from winnow.exceptions import StorageUnavailable
 
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        media = S3Media(f"http://127.0.0.1:{port}", "winnow-outage")
-        media.client.create_bucket(Bucket=media.bucket)
-        settings.STORAGES = {**settings.STORAGES, "default": media.storage_settings()}
+    with a_server_that_stops(settings, "winnow-outage"):
         storage.put_bytes("splits/1/v1.json", b"{}")
         with storage.opened("splits/1/v1.json", "the manifest of split v1") as handle:
             assert handle.read() == b"{}"
         with pytest.raises(FileNotFoundError), storage.opened("splits/1/v2.json") as handle:
             handle.read()
         storage.work_path("runs/2-key/samples/step_1.png").write_bytes(b"png")
-    finally:
-        server.stop()
     with pytest.raises(StorageUnavailable, match="could not read the manifest of split v1"):
         with storage.opened("splits/1/v1.json", "the manifest of split v1") as handle:
             handle.read()
