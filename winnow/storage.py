@@ -203,7 +203,10 @@ def local_copy(name: str, *, immutable: bool = False) -> Path:
     with reaching(f"read {name}"):
         size = storage.size(name)  # FileNotFoundError when it is not stored
         modified = storage.get_modified_time(name).timestamp()
-        cached = path.stat() if path.is_file() else None
+        try:
+            cached = path.stat()
+        except FileNotFoundError:
+            cached = None
         if cached is not None and cached.st_size == size and cached.st_mtime == modified:
             return path
         with storage.open(name, "rb") as handle:
