@@ -51,7 +51,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from training.cyclegan.config import CycleGANConfig  # noqa: E402
 from training.cyclegan.data import Domains  # noqa: E402
-from training.cyclegan.infer import load_generator, translate  # noqa: E402
+from training.cyclegan.infer import load_generators, translate  # noqa: E402
 from training.cyclegan.model import ResnetGenerator  # noqa: E402
 from training.cyclegan.train import train  # noqa: E402
 from training.evaluation.known_mapping import (  # noqa: E402
@@ -120,8 +120,8 @@ def train_winnow(cfg: CycleGANConfig, folders: tuple[Path, Path], out: Path, ste
     result = train(cfg, data, out, on_log, should_stop)
     seconds = time.monotonic() - started
     assert result.checkpoint is not None
-    g_ab, g_ba = load_generator(result.checkpoint, "AB"), load_generator(result.checkpoint, "BA")
-    return g_ab, g_ba, result.step, seconds, result.losses
+    generators = load_generators(result.checkpoint)
+    return generators["AB"], generators["BA"], result.step, seconds, result.losses
 
 
 def scored(name: str, g_ab: torch.nn.Module, g_ba: torch.nn.Module, data: KnownMappingSet, **extra: Any) -> Row:

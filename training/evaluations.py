@@ -175,12 +175,12 @@ def split_images(run: Run, domain: str, partition: str, size: int, limit: int) -
 def compute(evaluation: Evaluation, progress: Progress) -> dict[str, Any]:
     import torch
 
-    from .cyclegan.infer import load_generator, translate
+    from .cyclegan.infer import load_generators, translate
 
     run, config = evaluation.run, evaluation.config
     device = "cuda" if torch.cuda.is_available() else "cpu"
     path = local_path(evaluation.checkpoint.file.name)
-    generators = {d: load_generator(path, d, device=device) for d in ("AB", "BA")}
+    generators = load_generators(path, device=device)
 
     def translator(direction: str) -> Callable[[Image.Image], Image.Image]:
         def apply(image: Image.Image) -> Image.Image:

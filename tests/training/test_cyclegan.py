@@ -16,7 +16,7 @@ from PIL import Image
 from training.cyclegan import checkpoint
 from training.cyclegan.config import ConfigError, CycleGANConfig
 from training.cyclegan.data import Domains, UnpairedBatchSampler, load_image
-from training.cyclegan.infer import export_generators, load_generator, translate
+from training.cyclegan.infer import export_generators, load_generator, load_generators, translate
 from training.cyclegan.model import ImagePool, PatchDiscriminator, ResnetGenerator, lr_factor
 from training.cyclegan.train import LOSS_NAMES, train
 
@@ -468,6 +468,9 @@ def test_the_generator_average_follows_the_weights_and_is_what_a_run_translates_
     assert set(kept) == set(trained) and not all(torch.equal(kept[name], trained[name]) for name in kept)
     generator = load_generator(result.checkpoint, "AB")
     assert all(torch.equal(value, kept[name]) for name, value in generator.state_dict().items())
+    both = load_generators(result.checkpoint)  # one read of the file for the two
+    assert all(torch.equal(value, kept[name]) for name, value in both["AB"].state_dict().items())
+    assert all(torch.equal(value, state["G_average"]["G_ba"][name]) for name, value in both["BA"].state_dict().items())
     exported = checkpoint.read(export_generators(result.checkpoint, tmp_path / "weights.pt"))
     assert set(exported) == {"format", "config", "step", "G_ab", "G_ba"}
     assert all(torch.equal(exported["G_ab"][name], kept[name]) for name in kept)

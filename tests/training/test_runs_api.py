@@ -79,6 +79,8 @@ def test_a_batch_larger_than_a_domain_is_refused(approved_split: Split, alice: A
         ({"diffaug": "colour"}, "diffaug", "not a valid choice"),
         ({"r1_gamma": -1}, "r1_gamma", "greater than or equal to 0"),
         ({"lr_d_ratio": 0}, "lr_d_ratio", "greater than 0"),
+        ({"ema_decay": 1}, "ema_decay", "less than or equal to 0.9999"),
+        ({"ema_decay": "slow"}, "ema_decay", "valid number"),
         ({"colour_head": True, "residual": False}, "colour_head", "needs residual"),
     ],
 )

@@ -22,7 +22,17 @@ def load_generator(checkpoint_path: str | Path, direction: str, device: str = "c
     moving average of its weights when the run kept one (`ema_decay`), else the trained weights."""
     if direction not in ("AB", "BA"):
         raise ValueError('direction must be "AB" or "BA"')
+    return _generator(checkpoint.read(checkpoint_path), direction, device)
+
+
+def load_generators(checkpoint_path: str | Path, device: str = "cpu") -> dict[str, ResnetGenerator]:
+    """Both generators, {"AB": ..., "BA": ...}, as `load_generator` gives them, from one read of the file
+    (a full checkpoint holds the optimisers and image pools too)."""
     state = checkpoint.read(checkpoint_path)
+    return {direction: _generator(state, direction, device) for direction in ("AB", "BA")}
+
+
+def _generator(state: dict[str, Any], direction: str, device: str) -> ResnetGenerator:
     net = build_generator(CycleGANConfig.from_dict(state["config"]), direction)
     net.load_state_dict(generator_weights(state)["G_ab" if direction == "AB" else "G_ba"])
     return net.to(device).eval()

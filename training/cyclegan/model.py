@@ -230,9 +230,12 @@ class GeneratorAverage:
 
     @torch.no_grad()
     def update(self, nets: Networks) -> None:
-        for average, net in ((self.G_ab, nets.G_ab), (self.G_ba, nets.G_ba)):
-            for kept, weight in zip(average.parameters(), net.parameters(), strict=True):
-                kept.lerp_(weight, 1 - self.decay)
+        """One step of the average towards `nets`' generators: one fused lerp over all their tensors (every
+        iteration of a run, so not one kernel per tensor on a GPU)."""
+        kept = [*self.G_ab.parameters(), *self.G_ba.parameters()]
+        weights = [*nets.G_ab.parameters(), *nets.G_ba.parameters()]
+        assert len(kept) == len(weights)
+        torch._foreach_lerp_(kept, weights, 1 - self.decay)
 
     def state_dict(self) -> dict[str, dict[str, torch.Tensor]]:
         return {"G_ab": self.G_ab.state_dict(), "G_ba": self.G_ba.state_dict()}
