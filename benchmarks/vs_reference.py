@@ -104,7 +104,7 @@ def winnow_config(size: int, steps: int, per_epoch: int, recipe: str, overrides:
 
 
 def train_winnow(cfg: CycleGANConfig, folders: tuple[Path, Path], out: Path, steps: int
-                 ) -> tuple[ResnetGenerator, ResnetGenerator, int, float, dict[str, float]]:
+                 ) -> tuple[torch.nn.Module, torch.nn.Module, int, float, dict[str, float]]:
     """Train to `steps` (or the config's time limit); returns both generators, steps done, seconds, last losses."""
     data = Domains(sorted(folders[0].glob("*.png")), sorted(folders[1].glob("*.png")))
     done = {"step": 0}
@@ -310,7 +310,8 @@ def run_case(mapping: str, size: int, steps: int, reference: Path | None, overri
 
 
 RECIPE_KEYS = ("recipe", "residual", "colour_head", "lambda_identity", "diffaug", "spectral_norm", "r1_gamma",
-               "lr_d_ratio", "pixel_d", "n_layers_d", "lr", "lambda_cycle", "cycle_blur", "upsample", "ema_decay")
+               "lr_d_ratio", "pixel_d", "n_layers_d", "lr", "lambda_cycle", "cycle_blur", "upsample", "ema_decay",
+               "colour_features", "self_ensemble")
 
 
 def check_targets(results: dict[tuple[str, int], dict[str, Row]], steps: int) -> list[str]:

@@ -17,7 +17,14 @@ from training.cyclegan import checkpoint
 from training.cyclegan.config import ConfigError, CycleGANConfig
 from training.cyclegan.data import Domains, UnpairedBatchSampler, load_image
 from training.cyclegan.infer import export_generators, load_generator, load_generators, translate
-from training.cyclegan.model import ImagePool, PatchDiscriminator, ResnetGenerator, lr_factor
+from training.cyclegan.model import (
+    ColourFeatures,
+    ImagePool,
+    PatchDiscriminator,
+    ResnetGenerator,
+    SelfEnsemble,
+    lr_factor,
+)
 from training.cyclegan.train import LOSS_NAMES, train
 
 gpu = pytest.mark.gpu
@@ -112,10 +119,25 @@ def test_a_config_saved_before_the_recipes_loads_as_the_paper() -> None:
     assert CycleGANConfig.from_dict(old) == CycleGANConfig(image_size=32)
 
 
+def test_a_small_data_config_saved_before_a_recipe_knob_existed_loads_without_it() -> None:
+    # A run saved before colour_features and self_ensemble trained (and translates) without them, whatever the
+    # recipe says today: its weights have no Fourier inputs to load into.
+    old = CycleGANConfig(recipe="small-data", image_size=32).to_dict()
+    del old["colour_features"], old["self_ensemble"]
+    loaded = CycleGANConfig.from_dict(old)
+    assert (loaded.colour_features, loaded.self_ensemble) == (0, 1)
+    assert CycleGANConfig(recipe="small-data").self_ensemble == 8  # a new run gets the recipe's value
+    assert loaded.residual and loaded.pixel_d == 1.0  # what the saved config states is kept
+
+
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
         ({"image_size": 30}, "multiple of 4"),
+        ({"colour_features": -1}, "colour_features"),
+        ({"colour_features": 33}, "colour_features"),
+        ({"self_ensemble": 3}, "self_ensemble must be 1, 2, 4 or 8"),
+        ({"self_ensemble": 16}, "self_ensemble"),
         ({"image_size": 64, "load_size": 32}, "load_size"),
         ({"lr": 0}, "lr"),
         ({"batch_size": 0}, "batch_size"),
@@ -420,7 +442,7 @@ def test_a_residual_resize_run_saves_generators_that_load_and_translate(domains:
 def test_a_run_with_every_data_efficiency_option_is_finite_and_its_checkpoint_loads(domains: Domains,
                                                                                    tmp_path: Path) -> None:
     cfg = tiny(recipe="small-data", diffaug="color,translation,cutout", spectral_norm=True, r1_gamma=1.0,
-               lr_d_ratio=0.5, lambda_identity=0.1, pixel_d=1.0, cycle_blur=1.0)
+               lr_d_ratio=0.5, lambda_identity=0.1, pixel_d=1.0, cycle_blur=1.0, colour_features=4)
     logs: list[dict] = []
     result = train(cfg, domains, tmp_path / "run", logs.append, lambda: False)
     assert result.stopped == "completed"
@@ -432,7 +454,8 @@ def test_a_run_with_every_data_efficiency_option_is_finite_and_its_checkpoint_lo
     assert any("parametrizations.weight" in key for key in state["D_a"])
     assert any(key.startswith("pixel.") for key in state["D_b"])  # the pixel judge is saved and resumed
     generator = load_generator(result.checkpoint, "AB")
-    assert generator.colour is not None
+    assert isinstance(generator, SelfEnsemble) and generator.passes == 8  # the recipe's
+    assert generator.generator.colour is not None and isinstance(generator.generator.colour[0], ColourFeatures)
     with Image.new("RGB", (36, 32), (20, 120, 220)) as image:
         assert translate(generator, image).size == (36, 32)
     resumed = train(tiny(**{**cfg.to_dict(), "epochs": 2}), domains, tmp_path / "run", lambda m: None, lambda: False,
@@ -475,6 +498,90 @@ def test_the_generator_average_follows_the_weights_and_is_what_a_run_translates_
     assert set(exported) == {"format", "config", "step", "G_ab", "G_ba"}
     assert all(torch.equal(exported["G_ab"][name], kept[name]) for name in kept)
     assert (tmp_path / "run" / "samples" / "step_00000006.png").is_file()
+
+
+def test_colour_features_are_the_colour_and_its_sines_and_cosines() -> None:
+    x = torch.tensor([-1.0, -0.5, 0.0, 0.25]).view(1, 1, 2, 2).expand(2, 3, 2, 2)  # (B, C, H, W)
+    out = ColourFeatures(4)(x)
+    assert out.shape == (2, 3 * 9, 2, 2) and ColourFeatures(4).channels(3) == 27
+    assert torch.equal(out[:, :3], x)
+    # Channel c's sines, then its cosines, frequency k = 1..4, after the colour itself.
+    k = torch.arange(1, 5).view(1, 4, 1, 1)
+    assert torch.allclose(out[:, 3:7], torch.sin(math.pi * k * x[:, :1]))
+    assert torch.allclose(out[:, 15:19], torch.cos(math.pi * k * x[:, :1]))
+    # A posterised value sits on a peak of the matching frequency: 8 levels are 2/7 apart in [-1, 1].
+    levels = torch.linspace(-1, 1, 8).view(1, 1, 1, 8)
+    assert torch.allclose(ColourFeatures(7)(levels)[:, 1 + 7 + 6], torch.full((1, 1, 8), -1.0), atol=1e-5)
+
+
+def test_colour_features_widen_the_colour_paths_and_leave_the_state_dict_as_it_was_without_them() -> None:
+    plain = ResnetGenerator(ngf=8, n_blocks=1, residual=True, colour_head=True)
+    with_features = ResnetGenerator(ngf=8, n_blocks=1, residual=True, colour_head=True, colour_features=16)
+    assert plain.colour is not None and with_features.colour is not None
+    assert list(plain.state_dict()) == list(ResnetGenerator(ngf=8, n_blocks=1, residual=True, colour_head=True,
+                                                            colour_features=0).state_dict())
+    assert plain.colour[0].in_channels == 3 and with_features.colour[1].in_channels == 3 * 33
+    with_features.start_at_identity()  # finds the path's first conv behind the features, zeroes its last
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    assert torch.allclose(with_features(x), x.clamp(-0.999, 0.999), atol=1e-5)
+    judge = PatchDiscriminator(ndf=8, pixel=True, colour_features=16)
+    assert judge.pixel is not None and judge.pixel[1].in_channels == 3 * 33
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    assert judge(image)[1].shape == (1, 1, 32, 32)
+    judge.apply_spectral_norm()  # every conv of the pixel path is normalised, the features are left alone
+    assert isinstance(judge.pixel[0], ColourFeatures) and judge(image)[1].shape == (1, 1, 32, 32)
+
+
+class _Tilt(torch.nn.Module):
+    """A 'generator' that adds a curved ramp along the width: not symmetric under any flip or turn."""
+
+    input_nc = 3
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scale = torch.nn.Parameter(torch.tensor(1.0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.scale * torch.linspace(0, 1, x.shape[-1]).view(1, 1, 1, -1) ** 2
+
+
+def test_a_self_ensemble_averages_the_turned_outputs_and_keeps_what_every_turn_agrees_on() -> None:
+    x = torch.rand(2, 3, 8, 12) * 2 - 1
+    pointwise = torch.nn.Conv2d(3, 3, kernel_size=1)  # a function of each pixel alone: every turn agrees
+    for passes in (1, 2, 4, 8):
+        ensemble = SelfEnsemble(pointwise, passes)
+        assert torch.allclose(ensemble(x), pointwise(x), atol=1e-6)
+    along_width = torch.linspace(0, 1, 12).view(1, 1, 1, -1)
+    along_height = torch.linspace(0, 1, 8).view(1, 1, -1, 1)
+    assert torch.allclose(SelfEnsemble(_Tilt(), 1)(x), x + along_width**2)
+    mirrored = (along_width**2 + (1 - along_width) ** 2) / 2  # the ramp and its mirror image
+    assert torch.allclose(SelfEnsemble(_Tilt(), 2)(x), x + mirrored, atol=1e-6)
+    assert torch.allclose(SelfEnsemble(_Tilt(), 4)(x), x + mirrored, atol=1e-6)  # up-down flips change nothing here
+    # The transposed passes add it along the height instead; a non-square image keeps its shape.
+    turned = (along_height**2 + (1 - along_height) ** 2) / 2
+    eight = SelfEnsemble(_Tilt(), 8)(x)
+    assert eight.shape == x.shape and torch.allclose(eight, x + (mirrored + turned) / 2, atol=1e-6)
+    with pytest.raises(ValueError, match="passes must be 1, 2, 4 or 8"):
+        SelfEnsemble(pointwise, 3)
+
+
+def test_a_run_with_colour_features_and_a_self_ensemble_translates_with_both(domains: Domains, tmp_path: Path) -> None:
+    cfg = tiny(recipe="small-data", colour_features=4, self_ensemble=4)
+    result = train(cfg, domains, tmp_path / "run", lambda m: None, lambda: False)
+    state = checkpoint.read(result.checkpoint)
+    assert state["G_ab"]["colour.1.weight"].shape[1] == 3 * 9 and state["D_b"]["pixel.1.weight"].shape[1] == 3 * 9
+    translator = load_generator(result.checkpoint, "AB")
+    assert isinstance(translator, SelfEnsemble) and translator.passes == 4
+    with Image.new("RGB", (36, 32), (20, 120, 220)) as image:
+        assert translate(translator, image).size == (36, 32)
+    # A single pass of the same weights differs: the ensemble is what a translation uses.
+    single = ResnetGenerator(3, 3, cfg.ngf, cfg.n_blocks, True, cfg.upsample, True, 4)
+    single.load_state_dict(state["G_ab"])
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        assert not torch.allclose(translator(image), single.eval()(image))
+        assert torch.allclose(translator(image), SelfEnsemble(single, 4)(image))
+    assert set(load_generators(result.checkpoint)) == {"AB", "BA"}
 
 
 def test_resume_continues_at_the_saved_step(domains: Domains, tmp_path: Path) -> None:

@@ -81,6 +81,9 @@ def test_a_batch_larger_than_a_domain_is_refused(approved_split: Split, alice: A
         ({"lr_d_ratio": 0}, "lr_d_ratio", "greater than 0"),
         ({"ema_decay": 1}, "ema_decay", "less than or equal to 0.9999"),
         ({"ema_decay": "slow"}, "ema_decay", "valid number"),
+        ({"colour_features": 40}, "colour_features", "less than or equal to 32"),
+        ({"colour_features": 1.5}, "colour_features", "valid integer"),
+        ({"self_ensemble": 3}, "self_ensemble", "1, 2, 4 or 8"),
         ({"colour_head": True, "residual": False}, "colour_head", "needs residual"),
     ],
 )

@@ -14,6 +14,7 @@ from typing import Any
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 UPSAMPLES = ("transpose", "resize")
+SELF_ENSEMBLES = (1, 2, 4, 8)  # passes of a self-ensembled translation: identity, + h-flip, + v-flips, + quarter turns
 # DiffAugment policies (Zhao et al. 2020): which differentiable augmentations every image shown to a
 # discriminator, real or fake, goes through. "color" is their brightness, saturation and contrast jitter.
 DIFFAUG_POLICIES = ("none", "translation", "translation,cutout", "color,translation,cutout")
@@ -25,10 +26,10 @@ DIFFAUG_POLICIES = ("none", "translation", "translation,cutout", "color,translat
 RECIPES: dict[str, dict[str, Any]] = {
     "paper": {"residual": False, "colour_head": False, "lambda_identity": 0.5, "diffaug": "none",
               "spectral_norm": False, "r1_gamma": 0.0, "lr_d_ratio": 1.0, "pixel_d": 0.0, "cycle_blur": 0.0,
-              "ema_decay": 0.0},
+              "ema_decay": 0.0, "colour_features": 0, "self_ensemble": 1},
     "small-data": {"residual": True, "colour_head": True, "lambda_identity": 0.1, "diffaug": "none",
                    "spectral_norm": False, "r1_gamma": 0.0, "lr_d_ratio": 1.0, "pixel_d": 1.0,
-                   "cycle_blur": 0.0, "ema_decay": 0.0},
+                   "cycle_blur": 0.0, "ema_decay": 0.0, "colour_features": 0, "self_ensemble": 8},
 }
 
 
@@ -126,6 +127,13 @@ class CycleGANConfig:
     pixel_d: float | None = knob(None, float, min=0, max=100, nullable=True,
                                  help="weight of a per-pixel colour discriminator beside the PatchGAN "
                                       "(default: the recipe's; paper: 0, none)")
+    # Off in the paper. The per-pixel colour paths (the generators' colour head, the pixel judge) read each
+    # channel value v with sin(pi k v) and cos(pi k v) for k = 1..this beside it: Fourier features (Tancik et
+    # al. 2020), with which a small network can learn a function of colour that changes quickly (a
+    # posterised palette, banding, a sharp tone curve), where from v alone it learns only smooth ones.
+    colour_features: int | None = knob(None, int, min=0, max=32, nullable=True,
+                                       help="Fourier frequencies of each pixel's colour for the colour head and "
+                                            "the pixel judge; 0 = the colour alone (default: the recipe's; paper: 0)")
     # Off in the paper, and not from a paper: the cycle and identity terms compare Gaussian-blurred
     # images (this sigma, in pixels), so a translation may drop detail no inverse could restore
     # (smoothing, posterisation) without paying the L1 term's fixed slope for every pixel it changes.
@@ -138,6 +146,13 @@ class CycleGANConfig:
     ema_decay: float | None = knob(None, float, min=0, max=0.9999, nullable=True,
                                    help="decay of a moving average of the generators' weights, which the run "
                                         "translates with; 0 = off (default: the recipe's; paper: 0)")
+    # 1 in the paper. Above 1: every translation the run makes after training (translations, augmentations,
+    # evaluations) is the mean of the generator's outputs for this many flips and quarter turns of the
+    # input, each turned back (the geometric self-ensemble of Lim et al. 2017), which averages away the
+    # texture a GAN generator adds at random. Costs that many passes; training and sample grids use one.
+    self_ensemble: int | None = knob(None, int, min=1, max=8, nullable=True,
+                                     help="translate with the mean over 1, 2, 4 or 8 flips and quarter turns of the "
+                                          "input (default: the recipe's; paper: 1, a single pass)")
     # Optimisation: Adam, lr constant for `epochs`, then linear decay to 0 over `decay_epochs`.
     lr: float = knob(2e-4, float, min=1e-7, max=0.1, help="Adam learning rate (default 2e-4)")
     # 1 in the paper. The discriminators' lr is lr * lr_d_ratio: below 1, a slower discriminator, the
@@ -201,15 +216,20 @@ class CycleGANConfig:
             raise ConfigError("residual needs the same channel count in both domains", "residual")
         if self.colour_head and not self.residual:
             raise ConfigError("colour_head needs residual generators (set residual to true)", "colour_head")
+        if self.self_ensemble not in SELF_ENSEMBLES:
+            raise ConfigError(f"self_ensemble must be 1, 2, 4 or 8, not {self.self_ensemble}", "self_ensemble")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CycleGANConfig:
-        """Build from a saved dict, ignoring keys a newer version may have added."""
+        """Build from a saved dict, ignoring keys a newer version may have added. A recipe knob the dict does
+        not name did not exist when it was saved, so that run trained without it: it takes the paper's value
+        (off), not what the recipe says today."""
         known = {f.name for f in fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})
+        values = {key: value for key, value in data.items() if key in known}
+        return cls(**{**RECIPES["paper"], **values})
 
 
 def knobs() -> Iterator[tuple[str, Knob]]:

@@ -12,30 +12,33 @@ from torch import nn
 from . import checkpoint
 from .config import CycleGANConfig
 from .data import pil_to_uint8, to_model_range, to_pil
-from .model import ResnetGenerator, build_generator
+from .model import SelfEnsemble, build_generator
 
 MIN_TRANSLATE_SIDE = 16
 
 
-def load_generator(checkpoint_path: str | Path, direction: str, device: str = "cpu") -> ResnetGenerator:
+def load_generator(checkpoint_path: str | Path, direction: str, device: str = "cpu") -> nn.Module:
     """The A->B ("AB") or B->A ("BA") generator of a checkpoint or a generator export, in eval mode: the
-    moving average of its weights when the run kept one (`ema_decay`), else the trained weights."""
+    moving average of its weights when the run kept one (`ema_decay`), else the trained weights; wrapped
+    in a `SelfEnsemble` of the config's passes when `self_ensemble` is above 1."""
     if direction not in ("AB", "BA"):
         raise ValueError('direction must be "AB" or "BA"')
     return _generator(checkpoint.read(checkpoint_path), direction, device)
 
 
-def load_generators(checkpoint_path: str | Path, device: str = "cpu") -> dict[str, ResnetGenerator]:
+def load_generators(checkpoint_path: str | Path, device: str = "cpu") -> dict[str, nn.Module]:
     """Both generators, {"AB": ..., "BA": ...}, as `load_generator` gives them, from one read of the file
     (a full checkpoint holds the optimisers and image pools too)."""
     state = checkpoint.read(checkpoint_path)
     return {direction: _generator(state, direction, device) for direction in ("AB", "BA")}
 
 
-def _generator(state: dict[str, Any], direction: str, device: str) -> ResnetGenerator:
-    net = build_generator(CycleGANConfig.from_dict(state["config"]), direction)
+def _generator(state: dict[str, Any], direction: str, device: str) -> nn.Module:
+    cfg = CycleGANConfig.from_dict(state["config"])
+    net = build_generator(cfg, direction)
     net.load_state_dict(generator_weights(state)["G_ab" if direction == "AB" else "G_ba"])
-    return net.to(device).eval()
+    translator = SelfEnsemble(net, cfg.self_ensemble) if (cfg.self_ensemble or 1) > 1 else net
+    return translator.to(device).eval()
 
 
 def generator_weights(state: dict[str, Any]) -> dict[str, dict[str, torch.Tensor]]:
@@ -59,7 +62,7 @@ def translate(generator: nn.Module, image: Image.Image) -> Image.Image:
     of 4 and the result cropped back.
     """
     parameter = next(generator.parameters())
-    channels = parameter.shape[1] if parameter.dim() == 4 else 3
+    channels = getattr(generator, "input_nc", 3)
     mode = "L" if channels == 1 else "RGB"
     x = to_model_range(pil_to_uint8(image.convert(mode))).unsqueeze(0).to(parameter.device)  # (1, C, H, W)
     h, w = x.shape[-2:]

@@ -56,18 +56,20 @@ class ResnetGenerator(nn.Module):
     """Johnson et al. 2016 style: c7s1-64, d128, d256, n x R256, u128, u64, c7s1-3 (paper appendix 7.2)."""
 
     def __init__(self, input_nc: int = 3, output_nc: int = 3, ngf: int = 64, n_blocks: int = 9,
-                 residual: bool = False, upsample: str = "transpose", colour_head: bool = False) -> None:
+                 residual: bool = False, upsample: str = "transpose", colour_head: bool = False,
+                 colour_features: int = 0) -> None:
         super().__init__()
         if residual and input_nc != output_nc:
             raise ValueError("a residual generator needs the same channel count in both domains")
         if colour_head and not residual:
             raise ValueError("a colour head needs a residual generator")
         self.residual = residual
+        self.input_nc = input_nc
         # A function of each pixel's own colour, beside the body, which sees colour only through
         # instance norm; None when off, so a paper generator's state dict is the reference's.
         self.colour: nn.Sequential | None = None
         if colour_head:
-            self.colour = nn.Sequential(nn.Conv2d(input_nc, COLOUR_HEAD_WIDTH, kernel_size=1), nn.LeakyReLU(0.2),
+            self.colour = nn.Sequential(*colour_input(input_nc, COLOUR_HEAD_WIDTH, colour_features), nn.LeakyReLU(0.2),
                                         nn.Conv2d(COLOUR_HEAD_WIDTH, output_nc, kernel_size=1))
         layers: list[nn.Module] = [
             nn.ReflectionPad2d(3),
@@ -112,7 +114,7 @@ class ResnetGenerator(nn.Module):
         assert self.residual
         lasts = [self.model[-1]]
         if self.colour is not None:
-            self.colour[0].reset_parameters()
+            next(m for m in self.colour if isinstance(m, nn.Conv2d)).reset_parameters()
             lasts.append(self.colour[-1])
         for last in lasts:
             assert isinstance(last, nn.Conv2d)
@@ -121,11 +123,67 @@ class ResnetGenerator(nn.Module):
                 nn.init.zeros_(last.bias)
 
 
+class ColourFeatures(nn.Module):
+    """Fourier features of each pixel's colour (Tancik et al., "Fourier Features Let Networks Learn High
+    Frequency Functions in Low Dimensional Domains", NeurIPS 2020): every channel value v in [-1, 1] is
+    kept and joined by sin(pi k v) and cos(pi k v) for k = 1..frequencies. A 1x1 conv on these can make
+    a function of colour that changes quickly, a posterised palette or a sharp tone curve, which it
+    can hardly make from v alone. No weights: the frequencies are fixed."""
+
+    def __init__(self, frequencies: int) -> None:
+        super().__init__()
+        self.register_buffer("freqs", torch.arange(1, frequencies + 1, dtype=torch.float32) * math.pi, persistent=False)
+
+    def channels(self, input_nc: int) -> int:
+        return input_nc * (1 + 2 * len(self.freqs))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        angles = x.unsqueeze(2) * self.freqs.view(1, 1, -1, 1, 1).to(x.dtype)  # (B, C, K, H, W)
+        return torch.cat([x, angles.sin().flatten(1, 2), angles.cos().flatten(1, 2)], 1)  # (B, C (1 + 2K), H, W)
+
+
+def colour_input(input_nc: int, width: int, frequencies: int) -> list[nn.Module]:
+    """The first layer of a per-pixel colour path: a 1x1 conv of the colour, or of its Fourier features
+    when `frequencies` > 0 (without them the layers, and so the state dict, are as before)."""
+    if not frequencies:
+        return [nn.Conv2d(input_nc, width, kernel_size=1)]
+    features = ColourFeatures(frequencies)
+    return [features, nn.Conv2d(features.channels(input_nc), width, kernel_size=1)]
+
+
+class SelfEnsemble(nn.Module):
+    """The mean of a generator's outputs over flips and quarter turns of its input, each turned back: the
+    geometric self-ensemble of Lim et al. ("Enhanced Deep Residual Networks for Single Image
+    Super-Resolution", 2017). What the generator does because of the picture survives the mean; texture
+    it adds at random, different under each turn, averages away. `passes` is 1 (the generator alone), 2
+    (and the left-right mirror), 4 (and both up-down flips) or 8 (and the four transposed versions)."""
+
+    def __init__(self, generator: nn.Module, passes: int) -> None:
+        super().__init__()
+        if passes not in (1, 2, 4, 8):
+            raise ValueError(f"passes must be 1, 2, 4 or 8, not {passes}")
+        self.generator = generator
+        self.passes = passes
+        self.input_nc = getattr(generator, "input_nc", 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        total = None
+        for index in range(self.passes):
+            transposed, flips = index >= 4, [(), (-1,), (-2,), (-1, -2)][index % 4]
+            y = x.transpose(-1, -2) if transposed else x
+            y = self.generator(y.flip(flips) if flips else y)
+            y = y.flip(flips) if flips else y
+            y = y.transpose(-1, -2) if transposed else y
+            total = y if total is None else total + y
+        assert total is not None
+        return total / self.passes  # (B, C, H, W)
+
+
 class PatchDiscriminator(nn.Module):
     """PatchGAN: classifies overlapping 70x70 patches (n_layers=3) as real or fake (Isola et al. 2017)."""
 
     def __init__(self, input_nc: int = 3, ndf: int = 64, n_layers: int = 3, spectral_norm: bool = False,
-                 pixel: bool = False) -> None:
+                 pixel: bool = False, colour_features: int = 0) -> None:
         super().__init__()
         # Off in the paper. A second judge of each pixel's colour alone (1x1 convs, no norm: the
         # "PixelGAN" of Isola et al. 2017, pix2pix's `--netD pixel`), beside the PatchGAN, whose instance
@@ -134,7 +192,7 @@ class PatchDiscriminator(nn.Module):
         self.pixel: nn.Sequential | None = None
         if pixel:
             self.pixel = nn.Sequential(
-                nn.Conv2d(input_nc, ndf, kernel_size=1), nn.LeakyReLU(0.2, inplace=True),
+                *colour_input(input_nc, ndf, colour_features), nn.LeakyReLU(0.2, inplace=True),
                 nn.Conv2d(ndf, ndf * 2, kernel_size=1), nn.LeakyReLU(0.2, inplace=True),
                 nn.Conv2d(ndf * 2, 1, kernel_size=1),
             )
@@ -185,12 +243,13 @@ def build_generator(cfg: CycleGANConfig, direction: str = "AB") -> ResnetGenerat
     assert cfg.n_blocks is not None  # resolved in __post_init__
     source, target = (cfg.input_nc, cfg.output_nc) if direction == "AB" else (cfg.output_nc, cfg.input_nc)
     return ResnetGenerator(source, target, cfg.ngf, cfg.n_blocks, bool(cfg.residual), cfg.upsample,
-                           bool(cfg.colour_head))
+                           bool(cfg.colour_head), int(cfg.colour_features or 0))
 
 
 def build_discriminator(cfg: CycleGANConfig, channels: int) -> PatchDiscriminator:
     """A freshly initialised PatchGAN for images of `channels` channels."""
-    net = init_weights(PatchDiscriminator(channels, cfg.ndf, cfg.n_layers_d, bool(cfg.spectral_norm), bool(cfg.pixel_d)))
+    net = init_weights(PatchDiscriminator(channels, cfg.ndf, cfg.n_layers_d, bool(cfg.spectral_norm), bool(cfg.pixel_d),
+                                          int(cfg.colour_features or 0)))
     if cfg.spectral_norm:
         net.apply_spectral_norm()
     return net
