@@ -71,6 +71,7 @@ function formConfig() {
     if (value !== "") config[name] = Number(value);
   }
   if ($("r-precision").value) config.precision = $("r-precision").value;
+  if ($("r-recipe").value) config.recipe = $("r-recipe").value;
   return config;
 }
 
@@ -115,6 +116,7 @@ function showEstimate() {
 
 function fill(values) {
   for (const name of NUMBER_FIELDS) $(`r-${name}`).value = values[name] ?? "";
+  if (values.recipe !== undefined) $("r-recipe").value = values.recipe;  // a size preset keeps the recipe
   showEstimate();
 }
 
@@ -216,7 +218,7 @@ if (isOwner) {
   $("new-run").addEventListener("submit", startRun);
   $("new-run").addEventListener("input", showEstimate);
   $("cpu-preset").addEventListener("click", () => fill(CPU_PRESET));
-  $("paper-preset").addEventListener("click", () => fill({}));
+  $("paper-preset").addEventListener("click", () => fill({ recipe: "" }));
   $("confirm-cpu-preset").addEventListener("click", () => { fill(CPU_PRESET); $("run-confirm").hidden = true; $("start-run").focus(); });
   $("confirm-paper").addEventListener("click", () => { confirmed = true; $("new-run").requestSubmit(); });
   addShortcuts("Training", [["Tab", "move between the split and run forms"], ["Enter", "build the split or start the run (in a field)"]]);

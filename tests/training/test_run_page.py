@@ -70,13 +70,22 @@ def test_an_owner_builds_approves_and_trains_a_split_then_cancels_the_queued_run
     expect(page.locator("#run-errors")).to_contain_text("multiple of 4")
     assert not Run.objects.exists()
 
+    page.get_by_role("button", name="Paper's defaults").click()  # the paper recipe, every field empty
+    expect(page.locator("#r-recipe")).to_have_value("")
+    page.select_option("#r-recipe", "small-data")
+    page.get_by_role("button", name="CPU preset").click()  # a size preset keeps the recipe chosen
+    expect(page.locator("#r-image_size")).to_have_value("64")
+    expect(page.locator("#r-recipe")).to_have_value("small-data")
     page.fill("#r-image_size", "32")
     page.fill("#r-epochs", "1")
     page.fill("#r-decay_epochs", "1")
     page.get_by_role("button", name="Start training").click()
     page.wait_for_url(re.compile(r".*/runs/\d+/$"))
     run = Run.objects.get()
-    assert run.config["image_size"] == 32 and run.status == RunStatus.QUEUED
+    assert run.config["image_size"] == 32 and run.config["ngf"] == 32 and run.status == RunStatus.QUEUED
+    # The recipe chosen in the form, resolved: its knobs are stated in the saved config.
+    assert run.config["recipe"] == "small-data" and run.config["residual"] is True
+    assert run.config["lambda_identity"] == 0.1 and run.config["self_ensemble"] == 8
     expect(page.locator("#status")).to_have_text("queued")
     page.get_by_role("button", name="Cancel run").click()
     expect(page.locator("#status")).to_have_text("cancelled")
