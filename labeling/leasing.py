@@ -69,7 +69,8 @@ def lease_tasks(*, project: Project | int, annotator: AbstractBaseUser, count: i
     tasks they have not answered, nor skipped within `SKIP_COOLDOWN`, whose live answers plus other
     people's unexpired leases are under the project's overlap; the oldest batch goes first, so batches
     finish, and reach their audit, one after another. Candidate rows are taken with
-    `SELECT … FOR UPDATE SKIP LOCKED`, so concurrent annotators never wait on each other; the lease
+    `SELECT … FOR NO KEY UPDATE SKIP LOCKED` (migration 0019), so concurrent annotators never wait on each
+    other, and a task is not skipped because a row pointing at it is being committed; the lease
     count is then re-read under the row lock, because the first query's subquery sees the snapshot
     taken when it started and may miss a lease committed just before the lock was granted.
     `project` may be a project's id (404 if there is no such live project). The tasks come with their

@@ -484,6 +484,62 @@ def test_two_submits_waiting_on_one_task_lock_store_one_answer(project, bob, mak
     assert Task.objects.get(pk=task.pk).annotation_count == 1
 
 
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("lease_order", ["upload", "uncertainty"])
+def test_a_task_a_row_referencing_it_is_being_written_for_is_still_leased(project, bob, make_batch, lease_order):
+    """Inserting any row that points at a task (an answer, a lease, a suggestion) makes PostgreSQL's foreign-key
+    check take FOR KEY SHARE on the task until that transaction ends (at its commit, as Django's constraints are
+    deferred). The lease must not mistake that for another annotator's lease and skip the task; a rival lease's
+    own row lock still makes it skip."""
+    project.lease_order = lease_order
+    project.save(update_fields=["lease_order"])
+    make_batch(project, 4)
+    first, second, *_ = project.tasks.order_by("created_at", "id").values_list("id", flat=True)
+    held = threading.Event()
+    release = threading.Event()
+    errors: list[str] = []
+
+    def hold(task_id: int, lock: str) -> None:
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SELECT 1 FROM labeling_task WHERE id = %s FOR {lock}", [task_id])  # noqa: S608
+                held.set()
+                release.wait(30)
+        except BaseException as exc:  # report it in the main thread
+            errors.append(repr(exc))
+            held.set()
+        finally:
+            connection.close()
+
+    # What the foreign-key check of a row being written for the first task holds.
+    thread = threading.Thread(target=hold, args=(first, "KEY SHARE"))
+    thread.start()
+    assert held.wait(30)
+    try:
+        leased = [t.id for t in leasing.lease_tasks(project=project, annotator=bob, count=4)]
+    finally:
+        release.set()
+        thread.join(30)
+    assert not errors, errors
+    assert len(leased) == 4 and first in leased
+    Lease.objects.all().delete()
+
+    # Another lease in progress on the second task (its row lock): skipped, as before.
+    held.clear()
+    release.clear()
+    thread = threading.Thread(target=hold, args=(second, "NO KEY UPDATE"))
+    thread.start()
+    assert held.wait(30)
+    try:
+        leased = [t.id for t in leasing.lease_tasks(project=project, annotator=bob, count=4)]
+    finally:
+        release.set()
+        thread.join(30)
+    assert not errors, errors
+    assert len(leased) == 3 and second not in leased
+
+
 def test_next_task_for_a_missing_deleted_or_malformed_project_is_404(project, bob, client_for):
     client = client_for(bob)
     assert client.post(f"/api/v1/projects/{project.pk + 1000}/next-task/").status_code == 404
