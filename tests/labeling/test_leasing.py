@@ -495,15 +495,26 @@ def test_a_task_a_row_referencing_it_is_being_written_for_is_still_leased(projec
     project.save(update_fields=["lease_order"])
     make_batch(project, 4)
     first, second, *_ = project.tasks.order_by("created_at", "id").values_list("id", flat=True)
-    held = threading.Event()
-    release = threading.Event()
+
+    # What the foreign-key check of a row being written for the first task holds.
+    leased = lease_while_locked(project, bob, first, "KEY SHARE")
+    assert len(leased) == 4 and first in leased
+    Lease.objects.all().delete()
+
+    # Another lease in progress on the second task (its row lock): skipped, as before.
+    leased = lease_while_locked(project, bob, second, "NO KEY UPDATE")
+    assert len(leased) == 3 and second not in leased
+
+
+def lease_while_locked(project, annotator, task_id: int, lock: str) -> list[int]:
+    """The ids a lease of up to 4 tasks for `annotator` returns while another connection holds `FOR {lock}` on a task."""
+    held, release = threading.Event(), threading.Event()
     errors: list[str] = []
 
-    def hold(task_id: int, lock: str) -> None:
+    def hold() -> None:
         try:
-            with transaction.atomic():
-                with connection.cursor() as cursor:
-                    cursor.execute(f"SELECT 1 FROM labeling_task WHERE id = %s FOR {lock}", [task_id])  # noqa: S608
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute(f"SELECT 1 FROM labeling_task WHERE id = %s FOR {lock}", [task_id])  # noqa: S608
                 held.set()
                 release.wait(30)
         except BaseException as exc:  # report it in the main thread
@@ -512,32 +523,16 @@ def test_a_task_a_row_referencing_it_is_being_written_for_is_still_leased(projec
         finally:
             connection.close()
 
-    # What the foreign-key check of a row being written for the first task holds.
-    thread = threading.Thread(target=hold, args=(first, "KEY SHARE"))
+    thread = threading.Thread(target=hold)
     thread.start()
     assert held.wait(30)
     try:
-        leased = [t.id for t in leasing.lease_tasks(project=project, annotator=bob, count=4)]
+        leased = [t.id for t in leasing.lease_tasks(project=project, annotator=annotator, count=4)]
     finally:
         release.set()
         thread.join(30)
     assert not errors, errors
-    assert len(leased) == 4 and first in leased
-    Lease.objects.all().delete()
-
-    # Another lease in progress on the second task (its row lock): skipped, as before.
-    held.clear()
-    release.clear()
-    thread = threading.Thread(target=hold, args=(second, "NO KEY UPDATE"))
-    thread.start()
-    assert held.wait(30)
-    try:
-        leased = [t.id for t in leasing.lease_tasks(project=project, annotator=bob, count=4)]
-    finally:
-        release.set()
-        thread.join(30)
-    assert not errors, errors
-    assert len(leased) == 3 and second not in leased
+    return leased
 
 
 def test_next_task_for_a_missing_deleted_or_malformed_project_is_404(project, bob, client_for):

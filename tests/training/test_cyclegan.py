@@ -23,6 +23,7 @@ from training.cyclegan.model import (
     PatchDiscriminator,
     ResnetGenerator,
     SelfEnsemble,
+    build_generator,
     lr_factor,
 )
 from training.cyclegan.train import LOSS_NAMES, train
@@ -575,7 +576,7 @@ def test_a_run_with_colour_features_and_a_self_ensemble_translates_with_both(dom
     with Image.new("RGB", (36, 32), (20, 120, 220)) as image:
         assert translate(translator, image).size == (36, 32)
     # A single pass of the same weights differs: the ensemble is what a translation uses.
-    single = ResnetGenerator(3, 3, cfg.ngf, cfg.n_blocks, True, cfg.upsample, True, 4)
+    single = build_generator(cfg, "AB")
     single.load_state_dict(state["G_ab"])
     image = torch.rand(1, 3, 32, 32) * 2 - 1
     with torch.no_grad():
