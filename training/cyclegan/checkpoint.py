@@ -5,8 +5,8 @@ The dict (format `winnow-cyclegan/1`): `config`, the four networks `G_ab`, `G_ba
 `sched_G`, `sched_D`, `scaler`, `step`, `epoch`, `steps_per_epoch`, `elapsed_s`, the discriminators'
 image `pools`, the `rng` state and, for a run with `ema_decay`, `G_average` (the moving average of
 both generators' weights, `{"G_ab": ..., "G_ba": ...}`, which inference and exports use). Restoring
-all of it makes a stopped and resumed run end with exactly the weights of one that never stopped. A generator export (infer.py) is the same dict with
-only `format`, `config`, `G_ab`, `G_ba` and `step`.
+all of it makes a stopped and resumed run end with exactly the weights of one that never stopped. A
+generator export (infer.py) is the same dict with only `format`, `config`, `G_ab`, `G_ba` and `step`.
 
 Files are written to a temporary name and renamed, so a reader (or a resumed run) never sees half
 a file; after each save only the newest `keep` checkpoints stay.
