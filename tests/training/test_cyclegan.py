@@ -658,6 +658,15 @@ def test_translate_keeps_the_image_size(size: tuple[int, int]) -> None:
     assert out.size == size and out.mode == "RGB"
 
 
+def test_a_one_channel_generator_translates_in_grey() -> None:
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8))
+    for generator in (ResnetGenerator(1, 1, ngf=8, n_blocks=1).eval(),
+                      SelfEnsemble(ResnetGenerator(1, 1, ngf=8, n_blocks=1).eval(), 8),
+                      torch.nn.Conv2d(1, 1, kernel_size=1)):  # a module that does not say its channels
+        out = translate(generator, image)
+        assert out.size == (24, 20) and out.mode == "L"
+
+
 def test_translate_refuses_an_image_too_small_to_pad() -> None:
     with pytest.raises(ValueError, match="at least 16 px"):
         translate(ResnetGenerator(ngf=8, n_blocks=1), Image.new("RGB", (15, 40)))

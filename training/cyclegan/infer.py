@@ -62,7 +62,8 @@ def translate(generator: nn.Module, image: Image.Image) -> Image.Image:
     of 4 and the result cropped back.
     """
     parameter = next(generator.parameters())
-    channels = getattr(generator, "input_nc", 3)
+    # Winnow's generators (and a SelfEnsemble of one) say their channels; another module's first conv does.
+    channels = getattr(generator, "input_nc", None) or (parameter.shape[1] if parameter.dim() == 4 else 3)
     mode = "L" if channels == 1 else "RGB"
     x = to_model_range(pil_to_uint8(image.convert(mode))).unsqueeze(0).to(parameter.device)  # (1, C, H, W)
     h, w = x.shape[-2:]

@@ -24,7 +24,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from .config import CycleGANConfig
+from .config import SELF_ENSEMBLES, CycleGANConfig
 
 RESIDUAL_CLAMP = 0.999  # atanh(0.999) = 3.8: inputs are pulled this far in from +-1
 COLOUR_HEAD_WIDTH = 16  # hidden channels of the per-pixel colour path
@@ -160,7 +160,7 @@ class SelfEnsemble(nn.Module):
 
     def __init__(self, generator: nn.Module, passes: int) -> None:
         super().__init__()
-        if passes not in (1, 2, 4, 8):
+        if passes not in SELF_ENSEMBLES:
             raise ValueError(f"passes must be 1, 2, 4 or 8, not {passes}")
         self.generator = generator
         self.passes = passes
