@@ -662,7 +662,8 @@ def test_a_one_channel_generator_translates_in_grey() -> None:
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (20, 24, 3), dtype=np.uint8))
     for generator in (ResnetGenerator(1, 1, ngf=8, n_blocks=1).eval(),
                       SelfEnsemble(ResnetGenerator(1, 1, ngf=8, n_blocks=1).eval(), 8),
-                      torch.nn.Conv2d(1, 1, kernel_size=1)):  # a module that does not say its channels
+                      torch.nn.Conv2d(1, 1, kernel_size=1),  # a module that does not say its channels
+                      SelfEnsemble(torch.nn.Conv2d(1, 1, kernel_size=1), 8)):  # nor does its ensemble
         out = translate(generator, image)
         assert out.size == (24, 20) and out.mode == "L"
 

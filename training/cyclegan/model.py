@@ -164,7 +164,7 @@ class SelfEnsemble(nn.Module):
             raise ValueError(f"passes must be 1, 2, 4 or 8, not {passes}")
         self.generator = generator
         self.passes = passes
-        self.input_nc = getattr(generator, "input_nc", 3)
+        self.input_nc = getattr(generator, "input_nc", None)  # None: translate reads the first conv, as for the bare module
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         total = None
